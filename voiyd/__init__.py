@@ -1,0 +1,3 @@
+"""voiyd: a lightweight, event-driven orchestrator for container workloads over NATS."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,353 @@
+"""CORE: the resource documents operators write (``version``, ``meta``, ``config``) and their rules.
+
+A Task document is what ``voiydctl apply -f`` reads, what ``task.create`` carries, what the
+``task.created`` event stores and what ``get -o yaml`` prints back, so one model serves all four.
+Every validator names its field and says what would be valid; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from voiyd.api.labels import MAX_LABELS, label_key_problem, label_value_problem
+from voiyd.api.selectors import SelectorError, parse_selector, selector_from_mapping
+from voiyd.api.units import parse_memory
+from voiyd.ids import name_problem
+
+MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses limits below 6 MiB; so do we, for every runtime.
+MAX_CPUS = 1024.0
+MAX_ARGS = 256
+MAX_ENV = 256
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
+_CAP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+_PORT_RE = re.compile(
+    r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<container>\d+)(?:/(?P<proto>[A-Za-z]+))?$"
+)
+
+
+class Frozen(BaseModel):
+    """Base of every spec model: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+def _check_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _check_labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels")
+    for key, val in value.items():
+        if problem := label_key_problem(key):
+            raise ValueError(f"label key {key!r}: {problem}")
+        if problem := label_value_problem(val):
+            raise ValueError(f"label {key!r} value {val!r}: {problem}")
+    return dict(sorted(value.items()))
+
+
+Name = Annotated[str, Field(max_length=63), AfterValidator(_check_name)]
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+
+
+class Meta(Frozen):
+    name: Name
+    labels: Labels = Field(default_factory=dict)
+
+
+def _port_from_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    m = _PORT_RE.match(value.strip())
+    if not m:
+        raise ValueError(
+            f"{value!r} is not a port mapping: use [host_ip:]host:container[/tcp|udp], e.g. 8080:80"
+        )
+    out: dict[str, Any] = {"host": int(m["host"]), "container": int(m["container"])}
+    if m["ip"]:
+        out["host_ip"] = m["ip"]
+    if m["proto"]:
+        out["protocol"] = m["proto"].lower()
+    return out
+
+
+class PortMapping(Frozen):
+    host: int = Field(ge=1, le=65535)
+    container: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: str = "0.0.0.0"
+
+    @field_validator("host_ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address") from None
+        return value
+
+    def __str__(self) -> str:
+        ip = "" if self.host_ip == "0.0.0.0" else f"{self.host_ip}:"
+        return f"{ip}{self.host}:{self.container}/{self.protocol}"
+
+
+Port = Annotated[PortMapping, BeforeValidator(_port_from_text)]
+
+
+def _mount_from_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise ValueError(
+            f"{value!r} is not a mount: use VOLUME:/dest[:ro] or /host/path:/dest[:ro]"
+        )
+    source, dest = parts[0], parts[1]
+    return {
+        "type": "bind" if source.startswith("/") else "volume",
+        "source": source,
+        "destination": dest,
+        "read_only": len(parts) == 3 and parts[2] == "ro",
+    }
+
+
+class Mount(Frozen):
+    type: Literal["volume", "bind"]
+    source: str = Field(min_length=1, max_length=4096)
+    destination: str = Field(min_length=1, max_length=4096)
+    read_only: bool = False
+
+    @field_validator("destination")
+    @classmethod
+    def _dest(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute path inside the task")
+        return value
+
+    @model_validator(mode="after")
+    def _source_matches_type(self) -> Mount:
+        if self.type == "bind" and not self.source.startswith("/"):
+            raise ValueError(f"bind mount source {self.source!r} must be an absolute host path")
+        if self.type == "volume" and (problem := name_problem(self.source)):
+            raise ValueError(f"volume name: {problem}")
+        return self
+
+
+MountSpec = Annotated[Mount, BeforeValidator(_mount_from_text)]
+
+
+def _memory(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_memory(value)
+    return value
+
+
+class Resources(Frozen):
+    cpus: float | None = Field(default=None, gt=0, le=MAX_CPUS)
+    memory: Annotated[int | None, BeforeValidator(_memory)] = None
+
+    @field_validator("memory")
+    @classmethod
+    def _min_memory(cls, value: int | None) -> int | None:
+        if value is not None and value < MIN_MEMORY:
+            raise ValueError(f"must be at least 6Mi ({MIN_MEMORY} bytes), the runtimes' minimum")
+        return value
+
+
+def _restart_from_text(value: Any) -> Any:
+    if isinstance(value, str):
+        policy, _, count = value.partition(":")
+        out: dict[str, Any] = {"policy": policy}
+        if count:
+            out["max_retries"] = count
+        return out
+    return value
+
+
+class RestartPolicy(Frozen):
+    policy: Literal["always", "on-failure", "never"] = "always"
+    max_retries: int | None = Field(default=None, ge=0, le=1_000_000)
+    backoff_s: float = Field(default=1.0, gt=0, le=3600)
+    max_backoff_s: float = Field(default=60.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _retries_only_on_failure(self) -> RestartPolicy:
+        if self.max_retries is not None and self.policy != "on-failure":
+            raise ValueError("max_retries applies only to the on-failure policy")
+        return self
+
+
+Restart = Annotated[RestartPolicy, BeforeValidator(_restart_from_text)]
+
+
+class HealthCheck(Frozen):
+    type: Literal["cmd", "http", "tcp"]
+    cmd: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    path: str = "/"
+    interval_s: float = Field(default=10.0, gt=0, le=3600)
+    timeout_s: float = Field(default=5.0, gt=0, le=3600)
+    retries: int = Field(default=3, ge=1, le=100)
+    start_period_s: float = Field(default=0.0, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _probe_complete(self) -> HealthCheck:
+        if self.type == "cmd" and not self.cmd:
+            raise ValueError("a cmd probe needs cmd (the command to run)")
+        if self.type in ("http", "tcp") and self.port is None:
+            raise ValueError(f"an {self.type} probe needs port")
+        if self.type == "http" and not self.path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return self
+
+
+def _caps(value: list[str]) -> list[str]:
+    out = []
+    for cap in value:
+        norm = cap.upper().removeprefix("CAP_")
+        if not _CAP_RE.match(norm):
+            raise ValueError(f"{cap!r} is not a Linux capability name (e.g. NET_ADMIN)")
+        out.append(norm)
+    return sorted(set(out))
+
+
+class Capabilities(Frozen):
+    add: Annotated[list[str], AfterValidator(_caps)] = Field(default_factory=list)
+    drop: Annotated[list[str], AfterValidator(_caps)] = Field(default_factory=list)
+
+
+def _env_from_any(value: Any) -> Any:
+    """Accept ``{K: V}``, ``["K=V"]`` or upstream's ``[{name, value}]``."""
+    if isinstance(value, list):
+        out: dict[str, Any] = {}
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                key, sep, val = item.partition("=")
+                if not sep:
+                    raise ValueError(f"item {i}: {item!r} is not NAME=value")
+                out[key] = val
+            elif isinstance(item, Mapping) and set(item) <= {"name", "value"} and "name" in item:
+                out[str(item["name"])] = item.get("value", "")
+            else:
+                raise ValueError(f"item {i}: expected NAME=value or {{name, value}}")
+        return out
+    return value
+
+
+def _check_env(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_ENV:
+        raise ValueError(f"at most {MAX_ENV} variables")
+    for key in value:
+        if not _ENV_NAME_RE.match(key):
+            raise ValueError(
+                f"{key!r} is not a valid variable name (letters, digits and '_', no leading digit)"
+            )
+    return dict(sorted(value.items()))
+
+
+def _selector_from_any(value: Any) -> Any:
+    """Accept upstream's ``{key: value}`` map or a selector string; store the canonical string."""
+    try:
+        if isinstance(value, Mapping):
+            return str(selector_from_mapping({str(k): str(v) for k, v in value.items()}))
+        if isinstance(value, list):
+            return str(parse_selector(",".join(str(v) for v in value)))
+        if isinstance(value, str):
+            return str(parse_selector(value))
+    except SelectorError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class TaskConfig(Frozen):
+    runtime: Literal["docker", "exec"] = "docker"
+    image: str | None = Field(default=None, max_length=512)
+    args: list[Annotated[str, Field(max_length=65536)]] = Field(
+        default_factory=list, max_length=MAX_ARGS
+    )
+    env: Annotated[dict[str, str], BeforeValidator(_env_from_any), AfterValidator(_check_env)] = (
+        Field(default_factory=dict)
+    )
+    workdir: str | None = Field(default=None, max_length=4096)
+    ports: list[Port] = Field(default_factory=list, max_length=64)
+    mounts: list[MountSpec] = Field(default_factory=list, max_length=64)
+    node_selector: Annotated[str, BeforeValidator(_selector_from_any)] = ""
+    resources: Resources = Field(default_factory=Resources)
+    restart: Restart = Field(default_factory=RestartPolicy)
+    health: HealthCheck | None = None
+    user: str | None = Field(default=None, max_length=256)
+    privileged: bool = False
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    stop_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE_RE.match(value):
+            raise ValueError(f"{value!r} is not an image reference (e.g. nginx:alpine)")
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not _USER_RE.match(value):
+            raise ValueError(f"{value!r} is not user[:group] (names or numeric ids)")
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _runtime_needs(self) -> TaskConfig:
+        if self.runtime == "docker" and not self.image:
+            raise ValueError("image is required for the docker runtime")
+        if self.runtime == "exec" and not self.args:
+            raise ValueError("args (the command line) is required for the exec runtime")
+        seen: set[tuple[str, int, str]] = set()
+        for port in self.ports:
+            key = (port.host_ip, port.host, port.protocol)
+            if key in seen:
+                raise ValueError(f"host port {port.host}/{port.protocol} is listed twice")
+            seen.add(key)
+        dests = [m.destination for m in self.mounts]
+        if len(dests) != len(set(dests)):
+            raise ValueError("two mounts have the same destination")
+        return self
+
+
+class TaskDoc(Frozen):
+    """A Task as written in a manifest: ``{version: task/v1, meta: {...}, config: {...}}``."""
+
+    version: Literal["task/v1"] = "task/v1"
+    meta: Meta
+    config: TaskConfig
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+
+KINDS: dict[str, str] = {"task/v1": "task"}
+"""Manifest ``version`` strings this release understands, and the kind each names."""

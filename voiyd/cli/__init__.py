@@ -1,0 +1,1 @@
+"""voiydctl: the command-line client. Publishes commands, reads views, tails events."""

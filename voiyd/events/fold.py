@@ -1,0 +1,360 @@
+"""CORE: events in, state out. How each event changes a Task or a Node view.
+
+The projection, the server's decisions and the scheduler's in-memory view all fold with these
+functions, so there is one definition of what an event means. ``seq`` is the event's stream
+sequence (the aggregate's new revision). Events of a stale placement epoch change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from voiyd.api.specs import Meta
+from voiyd.api.views import Condition, NodeView, TaskStatus, TaskView
+from voiyd.events import models as ev
+
+TaskEvent = (
+    ev.TaskCreated
+    | ev.TaskUpdated
+    | ev.TaskDeleted
+    | ev.TaskStartRequested
+    | ev.TaskStopRequested
+    | ev.TaskScheduled
+    | ev.TaskUnschedulable
+    | ev.TaskEvicted
+    | ev.TaskPulling
+    | ev.TaskStarting
+    | ev.TaskStarted
+    | ev.TaskHealthChanged
+    | ev.TaskExited
+    | ev.TaskRestarted
+    | ev.TaskStopped
+    | ev.TaskFailed
+)
+NodeEvent = (
+    ev.NodeJoined
+    | ev.NodeReady
+    | ev.NodeNotReady
+    | ev.NodeLost
+    | ev.NodeCordoned
+    | ev.NodeUncordoned
+    | ev.NodeDraining
+    | ev.NodeLabeled
+    | ev.NodeDeleted
+)
+PlacementEvent = (
+    ev.TaskPulling
+    | ev.TaskStarting
+    | ev.TaskStarted
+    | ev.TaskHealthChanged
+    | ev.TaskExited
+    | ev.TaskRestarted
+    | ev.TaskStopped
+)
+_SETTLED = ("stopped", "exited", "failed")
+
+
+def _condition(
+    conditions: list[Condition], type_: str, status: bool, reason: str, event: ev.Event
+) -> list[Condition]:
+    """Conditions with ``type_`` set; the transition time moves only when the status flips."""
+    out = [c for c in conditions if c.type != type_]
+    previous = next((c for c in conditions if c.type == type_), None)
+    at = previous.at if previous is not None and previous.status == status else event.at
+    out.append(Condition(type=type_, status=status, reason=reason, at=at))
+    return sorted(out, key=lambda c: c.type)
+
+
+def _with_status(task: TaskView, event: ev.Event, seq: int, **changes: object) -> TaskView:
+    status = task.status.model_copy(update=changes)
+    return task.model_copy(update={"status": status, "revision": seq, "updated_at": event.at})
+
+
+def _created(event: ev.TaskCreated, seq: int) -> TaskView:
+    data = event.data
+    return TaskView(
+        meta=Meta(name=data.name, labels=data.labels),
+        config=data.config,
+        status=TaskStatus(),
+        revision=seq,
+        generation=1,
+        created_at=event.at,
+        updated_at=event.at,
+    )
+
+
+def _updated(task: TaskView, event: ev.TaskUpdated, seq: int) -> TaskView:
+    data = event.data
+    config_changed = data.config != task.config
+    status = task.status
+    if config_changed and status.node is not None:
+        # A new config is a new placement: the agent stops the old copy, the scheduler re-places.
+        status = status.model_copy(
+            update={
+                "phase": "pending" if status.desired == "running" else "stopped",
+                "node": None,
+                "container_id": None,
+                "ip": None,
+                "pid": None,
+                "reason": "config changed",
+            }
+        )
+    return task.model_copy(
+        update={
+            "meta": Meta(name=data.name, labels=data.labels),
+            "config": data.config,
+            "status": status,
+            "generation": task.generation + (1 if config_changed else 0),
+            "revision": seq,
+            "updated_at": event.at,
+        }
+    )
+
+
+def _start_requested(task: TaskView, event: ev.TaskStartRequested, seq: int) -> TaskView:
+    if task.status.phase in _SETTLED or task.status.phase == "stopping":
+        return _with_status(
+            task,
+            event,
+            seq,
+            desired="running",
+            phase="pending",
+            node=None,
+            exit_code=None,
+            restarts=0,
+            reason="",
+            pid=None,
+            container_id=None,
+            ip=None,
+            healthy=None,
+        )
+    return _with_status(task, event, seq, desired="running")
+
+
+def _stop_requested(task: TaskView, event: ev.TaskStopRequested, seq: int) -> TaskView:
+    if task.status.node is None:
+        return _with_status(task, event, seq, desired="stopped", phase="stopped", reason="")
+    if task.status.phase in _SETTLED:
+        return _with_status(task, event, seq, desired="stopped")
+    return _with_status(task, event, seq, desired="stopped", phase="stopping")
+
+
+def _placement(task: TaskView, event: PlacementEvent, seq: int) -> TaskView:
+    """Reports from the agent that holds the current placement."""
+    d = event.data
+    if d.epoch != task.status.epoch or d.node != task.status.node:
+        return task.model_copy(update={"revision": seq})
+    conds = task.status.conditions
+    match event:
+        case ev.TaskPulling():
+            return _with_status(
+                task, event, seq, phase="pulling", reason=f"pulling {event.data.image}"
+            )
+        case ev.TaskStarting():
+            return _with_status(task, event, seq, phase="starting", reason="")
+        case ev.TaskStarted():
+            s = event.data
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="running",
+                container_id=s.container_id,
+                ip=s.ip,
+                pid=s.pid,
+                exit_code=None,
+                reason="",
+                conditions=_condition(conds, "Running", True, "Started", event),
+            )
+        case ev.TaskHealthChanged():
+            h = event.data
+            reason = "Healthy" if h.healthy else "Unhealthy"
+            return _with_status(
+                task,
+                event,
+                seq,
+                healthy=h.healthy,
+                reason="" if h.healthy else f"unhealthy: {h.message}",
+                conditions=_condition(conds, "Healthy", h.healthy, reason, event),
+            )
+        case ev.TaskExited():
+            x = event.data
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="exited",
+                exit_code=x.exit_code,
+                pid=None,
+                reason=x.reason or f"exited with code {x.exit_code}",
+                conditions=_condition(conds, "Running", False, "Exited", event),
+            )
+        case ev.TaskRestarted():
+            r = event.data
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="starting",
+                restarts=r.restarts,
+                reason=f"restart {r.restarts} in {r.delay_s:g}s",
+            )
+        case ev.TaskStopped():
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="stopped",
+                pid=None,
+                reason="",
+                conditions=_condition(conds, "Running", False, "Stopped", event),
+            )
+        case _:
+            assert_never(event)
+
+
+def evolve_task(  # noqa: C901 - one case per event type, so mypy checks that none is missing
+    task: TaskView | None, event: TaskEvent, seq: int
+) -> TaskView | None:
+    """The task after ``event``; None when it does not exist (not yet, or deleted)."""
+    if isinstance(event, ev.TaskCreated):
+        return _created(event, seq)
+    if task is None:
+        return None  # an event for a task that is gone: nothing to change
+    match event:
+        case ev.TaskUpdated():
+            return _updated(task, event, seq)
+        case ev.TaskDeleted():
+            return None
+        case ev.TaskStartRequested():
+            return _start_requested(task, event, seq)
+        case ev.TaskStopRequested():
+            return _stop_requested(task, event, seq)
+        case ev.TaskScheduled():
+            p = event.data
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="scheduled",
+                node=p.node,
+                epoch=p.epoch,
+                reason="",
+                container_id=None,
+                ip=None,
+                pid=None,
+                exit_code=None,
+                healthy=None,
+                conditions=_condition(
+                    task.status.conditions, "Scheduled", True, "Scheduled", event
+                ),
+            )
+        case ev.TaskUnschedulable():
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase="unschedulable",
+                node=None,
+                reason=event.data.reason,
+                conditions=_condition(
+                    task.status.conditions, "Scheduled", False, "Unschedulable", event
+                ),
+            )
+        case ev.TaskEvicted():
+            if event.data.epoch != task.status.epoch:
+                return task.model_copy(update={"revision": seq})
+            phase = "pending" if task.status.desired == "running" else "stopped"
+            return _with_status(
+                task,
+                event,
+                seq,
+                phase=phase,
+                node=None,
+                container_id=None,
+                ip=None,
+                pid=None,
+                reason=event.data.reason,
+            )
+        case ev.TaskFailed():
+            f = event.data
+            if f.epoch and f.epoch != task.status.epoch:
+                return task.model_copy(update={"revision": seq})
+            return _with_status(
+                task, event, seq, phase="failed", reason=f.reason, exit_code=f.exit_code, pid=None
+            )
+        case (
+            ev.TaskPulling()
+            | ev.TaskStarting()
+            | ev.TaskStarted()
+            | ev.TaskHealthChanged()
+            | ev.TaskExited()
+            | ev.TaskRestarted()
+            | ev.TaskStopped()
+        ):
+            return _placement(task, event, seq)
+        case ev.TaskCreated():
+            raise AssertionError("handled above")
+        case _:
+            assert_never(event)
+
+
+def _node_joined(node: NodeView | None, event: ev.NodeJoined, seq: int) -> NodeView:
+    d = event.data
+    if node is None:
+        return NodeView(
+            name=d.name,
+            labels=d.labels,
+            runtimes=d.runtimes,
+            capacity=d.capacity,
+            agent_version=d.agent_version,
+            revision=seq,
+            created_at=event.at,
+            updated_at=event.at,
+        )
+    # A rejoin keeps labels an operator set (upstream reset them from a file on every join).
+    return node.model_copy(
+        update={
+            "labels": dict(sorted({**d.labels, **node.labels}.items())),
+            "runtimes": d.runtimes,
+            "capacity": d.capacity,
+            "agent_version": d.agent_version,
+            "phase": "draining" if node.phase == "draining" else "ready",
+            "revision": seq,
+            "updated_at": event.at,
+        }
+    )
+
+
+def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that none is missing
+    node: NodeView | None, event: NodeEvent, seq: int
+) -> NodeView | None:
+    """The node after ``event``; None when it does not exist."""
+    if isinstance(event, ev.NodeJoined):
+        return _node_joined(node, event, seq)
+    if node is None:
+        return None
+    base: dict[str, object] = {"revision": seq, "updated_at": event.at}
+    match event:
+        case ev.NodeReady():
+            phase = "draining" if node.phase == "draining" else "ready"
+            return node.model_copy(update={**base, "phase": phase})
+        case ev.NodeNotReady():
+            return node.model_copy(update={**base, "phase": "not-ready"})
+        case ev.NodeLost():
+            return node.model_copy(update={**base, "phase": "lost"})
+        case ev.NodeCordoned():
+            return node.model_copy(update={**base, "schedulable": False})
+        case ev.NodeUncordoned():
+            phase = "ready" if node.phase == "draining" else node.phase
+            return node.model_copy(update={**base, "schedulable": True, "phase": phase})
+        case ev.NodeDraining():
+            return node.model_copy(update={**base, "schedulable": False, "phase": "draining"})
+        case ev.NodeLabeled():
+            return node.model_copy(update={**base, "labels": event.data.labels})
+        case ev.NodeDeleted():
+            return None
+        case ev.NodeJoined():
+            raise AssertionError("handled above")
+        case _:
+            assert_never(event)

@@ -1,0 +1,369 @@
+"""CORE: every event voiyd appends, as frozen pydantic models in one discriminated union.
+
+The envelope is ``{id, type, v, at, actor, data}``; ``type`` is the wire name (never changes),
+``v`` the shape version of ``data``; old shapes are upgraded by the pure upcasters in
+``voiyd.events.upcast`` before validation. ``data.name`` names the aggregate, whose subject is
+``voiyd.events.<kind>.<name>``. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from voiyd.api.specs import Labels, Name, TaskConfig, TaskDoc
+from voiyd.api.views import NodeCapacity
+from voiyd.events.upcast import upcast
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Event(_Frozen):
+    """Envelope fields shared by every event."""
+
+    id: str = Field(min_length=1, max_length=64)
+    v: int = 1
+    at: AwareDatetime
+    actor: str = Field(max_length=128)
+
+
+# ---- task -------------------------------------------------------------------------------------
+
+
+class TaskRef(_Frozen):
+    name: Name
+
+
+class TaskSpecData(_Frozen):
+    name: Name
+    labels: Labels = Field(default_factory=dict)
+    config: TaskConfig
+
+    @classmethod
+    def from_doc(cls, doc: TaskDoc) -> TaskSpecData:
+        return cls(name=doc.meta.name, labels=doc.meta.labels, config=doc.config)
+
+
+class TaskCreated(Event):
+    type: Literal["task.created"] = "task.created"
+    data: TaskSpecData
+
+
+class TaskUpdated(Event):
+    type: Literal["task.updated"] = "task.updated"
+    data: TaskSpecData
+
+
+class TaskDeleted(Event):
+    type: Literal["task.deleted"] = "task.deleted"
+    data: TaskRef
+
+
+class TaskStartRequested(Event):
+    type: Literal["task.start-requested"] = "task.start-requested"
+    data: TaskRef
+
+
+class TaskStopRequested(Event):
+    type: Literal["task.stop-requested"] = "task.stop-requested"
+    data: TaskRef
+
+
+class PlacementData(_Frozen):
+    name: Name
+    node: Name
+    epoch: int = Field(ge=1)
+
+
+class TaskScheduled(Event):
+    type: Literal["task.scheduled"] = "task.scheduled"
+    data: PlacementData
+
+
+class UnschedulableData(_Frozen):
+    name: Name
+    reason: str
+
+
+class TaskUnschedulable(Event):
+    type: Literal["task.unschedulable"] = "task.unschedulable"
+    data: UnschedulableData
+
+
+class EvictedData(PlacementData):
+    reason: str
+
+
+class TaskEvicted(Event):
+    """The placement ``epoch`` on ``node`` is revoked (node lost, drained, selector changed)."""
+
+    type: Literal["task.evicted"] = "task.evicted"
+    data: EvictedData
+
+
+class PullingData(PlacementData):
+    image: str
+
+
+class TaskPulling(Event):
+    type: Literal["task.pulling"] = "task.pulling"
+    data: PullingData
+
+
+class TaskStarting(Event):
+    type: Literal["task.starting"] = "task.starting"
+    data: PlacementData
+
+
+class StartedData(PlacementData):
+    container_id: str
+    ip: str | None = None
+    pid: int | None = None
+
+
+class TaskStarted(Event):
+    type: Literal["task.started"] = "task.started"
+    data: StartedData
+
+
+class HealthData(PlacementData):
+    healthy: bool
+    message: str = ""
+
+
+class TaskHealthChanged(Event):
+    type: Literal["task.health-changed"] = "task.health-changed"
+    data: HealthData
+
+
+class ExitedData(PlacementData):
+    exit_code: int
+    reason: str = ""
+
+
+class TaskExited(Event):
+    type: Literal["task.exited"] = "task.exited"
+    data: ExitedData
+
+
+class RestartedData(PlacementData):
+    restarts: int = Field(ge=1)
+    delay_s: float = Field(ge=0)
+
+
+class TaskRestarted(Event):
+    type: Literal["task.restarted"] = "task.restarted"
+    data: RestartedData
+
+
+class TaskStopped(Event):
+    type: Literal["task.stopped"] = "task.stopped"
+    data: PlacementData
+
+
+class FailedData(_Frozen):
+    name: Name
+    node: Name | None = None
+    epoch: int = 0
+    reason: str
+    exit_code: int | None = None
+
+
+class TaskFailed(Event):
+    type: Literal["task.failed"] = "task.failed"
+    data: FailedData
+
+
+# ---- node -------------------------------------------------------------------------------------
+
+
+class NodeJoinedData(_Frozen):
+    name: Name
+    labels: Labels = Field(default_factory=dict)
+    runtimes: list[str] = Field(default_factory=list)
+    capacity: NodeCapacity = Field(default_factory=NodeCapacity)
+    agent_version: str = ""
+
+
+class NodeJoined(Event):
+    type: Literal["node.joined"] = "node.joined"
+    data: NodeJoinedData
+
+
+class NodeRef(_Frozen):
+    name: Name
+
+
+class NodeReasonData(NodeRef):
+    reason: str = ""
+
+
+class NodeReady(Event):
+    type: Literal["node.ready"] = "node.ready"
+    data: NodeRef
+
+
+class NodeNotReady(Event):
+    type: Literal["node.not-ready"] = "node.not-ready"
+    data: NodeReasonData
+
+
+class NodeLost(Event):
+    type: Literal["node.lost"] = "node.lost"
+    data: NodeReasonData
+
+
+class NodeCordoned(Event):
+    type: Literal["node.cordoned"] = "node.cordoned"
+    data: NodeRef
+
+
+class NodeUncordoned(Event):
+    type: Literal["node.uncordoned"] = "node.uncordoned"
+    data: NodeRef
+
+
+class NodeDraining(Event):
+    type: Literal["node.draining"] = "node.draining"
+    data: NodeRef
+
+
+class NodeLabelsData(NodeRef):
+    labels: Labels
+
+
+class NodeLabeled(Event):
+    type: Literal["node.labeled"] = "node.labeled"
+    data: NodeLabelsData
+
+
+class NodeDeleted(Event):
+    type: Literal["node.deleted"] = "node.deleted"
+    data: NodeRef
+
+
+# ---- volume and set ---------------------------------------------------------------------------
+
+
+class VolumeData(_Frozen):
+    name: Name
+    node: Name
+    type: Literal["host-local", "template"] = "host-local"
+    labels: Labels = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+class VolumeCreated(Event):
+    type: Literal["volume.created"] = "volume.created"
+    data: VolumeData
+
+
+class VolumeRef(_Frozen):
+    name: Name
+
+
+class VolumeDeleted(Event):
+    type: Literal["volume.deleted"] = "volume.deleted"
+    data: VolumeRef
+
+
+class SetData(_Frozen):
+    name: Name
+    labels: Labels = Field(default_factory=dict)
+    replicas: int = Field(ge=0, le=10_000)
+    template: TaskConfig
+    max_parallel: int = Field(default=1, ge=1)
+    min_healthy_s: float = Field(default=0.0, ge=0)
+
+
+class SetCreated(Event):
+    type: Literal["set.created"] = "set.created"
+    data: SetData
+
+
+class SetUpdated(Event):
+    type: Literal["set.updated"] = "set.updated"
+    data: SetData
+
+
+class SetScaledData(_Frozen):
+    name: Name
+    replicas: int = Field(ge=0, le=10_000)
+
+
+class SetScaled(Event):
+    type: Literal["set.scaled"] = "set.scaled"
+    data: SetScaledData
+
+
+class SetRef(_Frozen):
+    name: Name
+
+
+class SetDeleted(Event):
+    type: Literal["set.deleted"] = "set.deleted"
+    data: SetRef
+
+
+AnyEvent = Annotated[
+    TaskCreated
+    | TaskUpdated
+    | TaskDeleted
+    | TaskStartRequested
+    | TaskStopRequested
+    | TaskScheduled
+    | TaskUnschedulable
+    | TaskEvicted
+    | TaskPulling
+    | TaskStarting
+    | TaskStarted
+    | TaskHealthChanged
+    | TaskExited
+    | TaskRestarted
+    | TaskStopped
+    | TaskFailed
+    | NodeJoined
+    | NodeReady
+    | NodeNotReady
+    | NodeLost
+    | NodeCordoned
+    | NodeUncordoned
+    | NodeDraining
+    | NodeLabeled
+    | NodeDeleted
+    | VolumeCreated
+    | VolumeDeleted
+    | SetCreated
+    | SetUpdated
+    | SetScaled
+    | SetDeleted,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+EVENT_TYPES: tuple[str, ...] = tuple(
+    sorted(m.model_fields["type"].default for m in AnyEvent.__origin__.__args__)  # type: ignore[attr-defined]
+)
+
+
+def decode_event(payload: dict[str, Any]) -> AnyEvent:
+    """Validate an envelope (already upcast) into its event model."""
+    return _ADAPTER.validate_python(upcast(payload))
+
+
+def event_kind(event: AnyEvent) -> str:
+    """The aggregate kind an event belongs to: the part of ``type`` before the dot."""
+    return event.type.partition(".")[0]
+
+
+def event_name(event: AnyEvent) -> str:
+    """The aggregate name an event belongs to."""
+    return event.data.name
+
+
+def event_time(event: AnyEvent) -> datetime:
+    return event.at

@@ -1,0 +1,1 @@
+"""The SQLite projection of the event log: schema, apply, queries and the log follower."""

@@ -1,0 +1,188 @@
+"""Apply batches of events to the SQLite projection, with the tracking row in the same transaction.
+
+``apply_batch`` is the one writer: it folds each event with ``voiyd.events.fold`` (the same
+functions the server decides with), then writes the changed rows, every aggregate's revision and
+the last applied stream sequence in one transaction. Re-applying an already applied sequence is
+a no-op, so redelivery after a crash is harmless. An event that does not decode is logged,
+counted and skipped (its sequence still advances), never a crash loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import sqlite_utils
+from pydantic import ValidationError
+
+from voiyd.api.views import NodeView, TaskView
+from voiyd.bus import codec
+from voiyd.bus.reader import RawEvent
+from voiyd.bus.subjects import parse_event_subject
+from voiyd.errors import InvalidRequestError
+from voiyd.events import models as ev
+from voiyd.events.fold import evolve_node, evolve_task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    skipped: int = 0
+    last_seq: int = 0
+    types: dict[str, int] = field(default_factory=dict)
+
+
+class ProjectionStore:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        row = db.execute("SELECT last_seq, stream_created FROM _projection WHERE id = 1").fetchone()
+        self.last_seq: int = int(row[0])
+        self.stream_created: str = str(row[1] or "")
+
+    def load_task(self, name: str) -> TaskView | None:
+        row = self.db.execute("SELECT doc FROM tasks WHERE name = ?", [name]).fetchone()
+        return TaskView.model_validate_json(row[0]) if row else None
+
+    def load_node(self, name: str) -> NodeView | None:
+        row = self.db.execute("SELECT doc FROM nodes WHERE name = ?", [name]).fetchone()
+        return NodeView.model_validate_json(row[0]) if row else None
+
+    def revision(self, subject: str) -> int:
+        row = self.db.execute(
+            "SELECT revision FROM revisions WHERE subject = ?", [subject]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_stream_created(self, created: str) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE _projection SET stream_created = ? WHERE id = 1", [created])
+        self.stream_created = created
+
+    def apply_batch(self, batch: Sequence[RawEvent]) -> BatchResult:
+        result = BatchResult(last_seq=self.last_seq)
+        tasks: dict[str, TaskView | None] = {}
+        nodes: dict[str, NodeView | None] = {}
+        revisions: dict[str, int] = {}
+        for raw in batch:
+            if raw.seq <= result.last_seq:
+                continue
+            result.last_seq = raw.seq
+            revisions[raw.subject] = raw.seq
+            event = self._decode(raw)
+            if event is None:
+                result.skipped += 1
+                continue
+            result.applied += 1
+            result.types[event.type] = result.types.get(event.type, 0) + 1
+            self._fold(event, raw.seq, tasks, nodes)
+        if result.last_seq == self.last_seq:
+            return result
+        self._commit(tasks, nodes, revisions, result.last_seq)
+        self.last_seq = result.last_seq
+        return result
+
+    def _decode(self, raw: RawEvent) -> ev.AnyEvent | None:
+        try:
+            payload = codec.decode_map(raw.data)
+            event = ev.decode_event(payload)
+            kind, name = parse_event_subject(raw.subject)
+        except (InvalidRequestError, ValidationError, ValueError) as exc:
+            log.error("skipping undecodable event seq=%d subject=%s: %s", raw.seq, raw.subject, exc)
+            return None
+        if (kind, name) != (ev.event_kind(event), ev.event_name(event)):
+            log.error(
+                "skipping event seq=%d: subject %s does not match %s/%s",
+                raw.seq,
+                raw.subject,
+                ev.event_kind(event),
+                ev.event_name(event),
+            )
+            return None
+        return event
+
+    def _fold(
+        self,
+        event: ev.AnyEvent,
+        seq: int,
+        tasks: dict[str, TaskView | None],
+        nodes: dict[str, NodeView | None],
+    ) -> None:
+        name = ev.event_name(event)
+        kind = ev.event_kind(event)
+        if kind == "task":
+            assert isinstance(event, _TASK_EVENTS)
+            current = tasks[name] if name in tasks else self.load_task(name)
+            tasks[name] = evolve_task(current, event, seq)
+        elif kind == "node":
+            assert isinstance(event, _NODE_EVENTS)
+            current_node = nodes[name] if name in nodes else self.load_node(name)
+            nodes[name] = evolve_node(current_node, event, seq)
+        # volume and set events only move revisions until their tables exist.
+
+    def _commit(
+        self,
+        tasks: dict[str, TaskView | None],
+        nodes: dict[str, NodeView | None],
+        revisions: dict[str, int],
+        last_seq: int,
+    ) -> None:
+        conn = self.db.conn
+        with conn:
+            conn.executemany(
+                "INSERT INTO revisions(subject, revision) VALUES (?, ?) "
+                "ON CONFLICT(subject) DO UPDATE SET revision = excluded.revision",
+                list(revisions.items()),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO tasks(name, phase, node, revision, doc) VALUES (?,?,?,?,?)",
+                [
+                    (t.meta.name, t.status.phase, t.status.node, t.revision, t.model_dump_json())
+                    for t in tasks.values()
+                    if t is not None
+                ],
+            )
+            conn.executemany(
+                "DELETE FROM tasks WHERE name = ?", [(n,) for n, t in tasks.items() if t is None]
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO nodes(name, phase, revision, doc) VALUES (?,?,?,?)",
+                [(n.name, n.phase, n.revision, n.model_dump_json()) for n in nodes.values() if n],
+            )
+            conn.executemany(
+                "DELETE FROM nodes WHERE name = ?", [(n,) for n, v in nodes.items() if v is None]
+            )
+            conn.execute("UPDATE _projection SET last_seq = ? WHERE id = 1", [last_seq])
+
+
+_TASK_EVENTS = (
+    ev.TaskCreated,
+    ev.TaskUpdated,
+    ev.TaskDeleted,
+    ev.TaskStartRequested,
+    ev.TaskStopRequested,
+    ev.TaskScheduled,
+    ev.TaskUnschedulable,
+    ev.TaskEvicted,
+    ev.TaskPulling,
+    ev.TaskStarting,
+    ev.TaskStarted,
+    ev.TaskHealthChanged,
+    ev.TaskExited,
+    ev.TaskRestarted,
+    ev.TaskStopped,
+    ev.TaskFailed,
+)
+_NODE_EVENTS = (
+    ev.NodeJoined,
+    ev.NodeReady,
+    ev.NodeNotReady,
+    ev.NodeLost,
+    ev.NodeCordoned,
+    ev.NodeUncordoned,
+    ev.NodeDraining,
+    ev.NodeLabeled,
+    ev.NodeDeleted,
+)

@@ -1,0 +1,1 @@
+"""voiyd-server: validates commands, decides events, appends them, projects and answers queries."""

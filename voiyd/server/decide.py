@@ -1,0 +1,164 @@
+"""CORE: commands + the current view -> the event to append (or none), or a ``VoiydError``.
+
+Pure: the clock (``now``), the event id and the actor come in as parameters. A decision also
+says which revision the append must expect, so a stale decision is refused by the log
+(optimistic concurrency) instead of overwriting a newer one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from voiyd.api import requests as rq
+from voiyd.api.specs import Meta, TaskConfig, TaskDoc
+from voiyd.api.validation import parse_model
+from voiyd.api.views import TaskView
+from voiyd.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
+from voiyd.events import models as ev
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decision may know besides the command and the view."""
+
+    now: datetime
+    event_id: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    event: ev.AnyEvent | None
+    """None: nothing to change (the reply says ``changed: false``)."""
+    expected_revision: int
+
+
+def _check_expected(cmd: rq.WriteOptions, revision: int, name: str) -> None:
+    if cmd.expected_revision is not None and cmd.expected_revision != revision:
+        raise ConflictError(
+            f"task {name!r} is at revision {revision}, not {cmd.expected_revision}: "
+            "read it again and retry",
+            actual_revision=revision,
+        )
+
+
+def _require(current: TaskView | None, name: str) -> TaskView:
+    if current is None:
+        raise NotFoundError(f"task {name!r} not found")
+    return current
+
+
+def _spec(doc: TaskDoc) -> ev.TaskSpecData:
+    return ev.TaskSpecData.from_doc(doc)
+
+
+def decide_create(
+    cmd: rq.CreateTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    name = cmd.task.name
+    if current is not None:
+        raise AlreadyExistsError(f"task {name!r} already exists (revision {current.revision})")
+    _check_expected(cmd, revision, name)
+    event = ev.TaskCreated(id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=_spec(cmd.task))
+    return Decision(event, revision)
+
+
+def _same(current: TaskView, doc: TaskDoc) -> bool:
+    return current.meta == doc.meta and current.config == doc.config
+
+
+def _update(current: TaskView, doc: TaskDoc, revision: int, ctx: Context) -> Decision:
+    if _same(current, doc):
+        return Decision(None, revision)
+    event = ev.TaskUpdated(id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=_spec(doc))
+    return Decision(event, revision)
+
+
+def decide_apply(
+    cmd: rq.ApplyTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    _check_expected(cmd, revision, cmd.task.name)
+    if current is None:
+        event = ev.TaskCreated(id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=_spec(cmd.task))
+        return Decision(event, revision)
+    return _update(current, cmd.task, revision, ctx)
+
+
+def decide_update(
+    cmd: rq.UpdateTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    task = _require(current, cmd.task.name)
+    _check_expected(cmd, revision, cmd.task.name)
+    return _update(task, cmd.task, revision, ctx)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 merge patch: maps merge recursively, ``None`` removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def decide_patch(
+    cmd: rq.PatchTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    task = _require(current, cmd.name)
+    _check_expected(cmd, revision, cmd.name)
+    labels = dict(task.meta.labels)
+    for key, value in cmd.labels.items():
+        if value is None:
+            labels.pop(key, None)
+        else:
+            labels[key] = value
+    meta = parse_model(Meta, {"name": cmd.name, "labels": labels}, prefix="labels")
+    config_doc = merge_patch(task.config.model_dump(mode="json"), cmd.config)
+    config = parse_model(TaskConfig, config_doc, prefix="config")
+    if not cmd.labels and not cmd.config:
+        raise InvalidRequestError("patch changes nothing: give labels and/or config")
+    return _update(task, TaskDoc(meta=meta, config=config), revision, ctx)
+
+
+def decide_delete(
+    cmd: rq.DeleteTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    _require(current, cmd.name)
+    _check_expected(cmd, revision, cmd.name)
+    event = ev.TaskDeleted(
+        id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=ev.TaskRef(name=cmd.name)
+    )
+    return Decision(event, revision)
+
+
+def decide_start(
+    cmd: rq.StartTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    task = _require(current, cmd.name)
+    _check_expected(cmd, revision, cmd.name)
+    settled = task.status.phase in ("stopped", "exited", "failed", "stopping")
+    if task.status.desired == "running" and not settled:
+        return Decision(None, revision)
+    event = ev.TaskStartRequested(
+        id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=ev.TaskRef(name=cmd.name)
+    )
+    return Decision(event, revision)
+
+
+def decide_stop(
+    cmd: rq.StopTask, current: TaskView | None, revision: int, ctx: Context
+) -> Decision:
+    task = _require(current, cmd.name)
+    _check_expected(cmd, revision, cmd.name)
+    if task.status.desired == "stopped":
+        return Decision(None, revision)
+    event = ev.TaskStopRequested(
+        id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=ev.TaskRef(name=cmd.name)
+    )
+    return Decision(event, revision)

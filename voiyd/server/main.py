@@ -1,0 +1,94 @@
+"""``voiyd-server``: the entry point. Reads options (and ``VOIYD_*`` variables), runs the server."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import rich_click as click
+
+from voiyd import logs
+from voiyd.bus.connect import NatsOptions
+from voiyd.server.runner import Server, ServerSettings
+
+
+async def _run(settings: ServerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Server(settings).run(stop)
+
+
+@click.command(context_settings={"auto_envvar_prefix": "VOIYD_SERVER"})
+@click.option(
+    "--nats-url",
+    "nats_urls",
+    envvar="VOIYD_NATS_URL",
+    multiple=True,
+    default=["nats://127.0.0.1:4222"],
+    show_default=True,
+    help="NATS server URL(s).",
+)
+@click.option(
+    "--creds",
+    type=click.Path(path_type=Path),
+    envvar="VOIYD_NATS_CREDS",
+    help="NATS credentials file.",
+)
+@click.option("--tls-ca", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CA")
+@click.option("--tls-cert", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CERT")
+@click.option("--tls-key", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_KEY")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("voiyd-server-data"),
+    show_default=True,
+    help="Where the SQLite projection lives.",
+)
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.option("--rebuild", is_flag=True, help="Replay the whole event log into a fresh projection.")
+@click.option(
+    "--replicas",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Stream replicas when creating streams (3 on a NATS cluster).",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+def main(
+    nats_urls: tuple[str, ...],
+    creds: Path | None,
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    data_dir: Path,
+    metrics_port: int | None,
+    metrics_host: str,
+    rebuild: bool,
+    replicas: int,
+    log_level: str,
+) -> None:
+    """Run the voiyd API server: decide, append to the event log, project into SQLite."""
+    logs.setup("voiyd-server", log_level)
+    settings = ServerSettings(
+        nats=NatsOptions(
+            servers=tuple(nats_urls),
+            creds_file=creds,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+        ),
+        data_dir=data_dir,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        rebuild=rebuild,
+        replicas=replicas,
+    )
+    asyncio.run(_run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The voiyd-server shell: connect, ensure streams, catch the projection up, serve the API.
+
+One ``asyncio.TaskGroup`` owns every task (the log follower and each in-flight request).
+Startup order matters: the projection catches up with the log before the API is served, so a
+restarted server never answers from a stale view. SIGTERM sets ``stop``; shutdown stops the
+service, lets in-flight requests finish and drains the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+from prometheus_client import start_http_server
+
+from voiyd import __version__, ids
+from voiyd.bus import subjects
+from voiyd.bus.connect import NatsOptions, connect
+from voiyd.bus.rpc import ApiService
+from voiyd.bus.streams import ensure_streams
+from voiyd.projection import schema
+from voiyd.projection.consumer import ProjectionFollower
+from voiyd.projection.store import BatchResult, ProjectionStore
+from voiyd.server import metrics
+from voiyd.server.handlers import Handlers
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    nats: NatsOptions = field(default_factory=NatsOptions)
+    data_dir: Path = Path("voiyd-server-data")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    rebuild: bool = False
+    replicas: int = 1
+    read_wait_s: float = 5.0
+    max_inflight: int = 256
+    server_id: str = field(default_factory=lambda: ids.new_id()[:12])
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "projection.sqlite"
+
+
+async def _on_batch(result: BatchResult) -> None:
+    for type_, count in result.types.items():
+        metrics.EVENTS_APPLIED.labels(type=type_).inc(count)
+    if result.skipped:
+        metrics.EVENTS_SKIPPED.inc(result.skipped)
+    metrics.PROJECTION_SEQ.set(result.last_seq)
+
+
+class Server:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.ready = asyncio.Event()
+        self.follower: ProjectionFollower | None = None
+        self._nc: Client | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        if s.metrics_port is not None:
+            start_http_server(s.metrics_port, addr=s.metrics_host)
+            log.info("metrics on http://%s:%d/metrics", s.metrics_host, s.metrics_port)
+        nc = await connect(s.nats, f"voiyd-server-{s.server_id}")
+        self._nc = nc
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, replicas=s.replicas)
+            db = schema.open_db(s.db_path)
+            if s.rebuild:
+                log.info("rebuilding the projection from the whole log")
+                schema.reset(db)
+            follower = ProjectionFollower(js, ProjectionStore(db), on_batch=_on_batch)
+            self.follower = follower
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(follower.run(stop))
+                await self._catch_up(js, follower, stop)
+                if stop.is_set():
+                    return
+                handlers = Handlers(js, follower, s.server_id, s.read_wait_s)
+
+                def spawn(coro: Coroutine[Any, Any, None]) -> object:
+                    return tg.create_task(coro)
+
+                service = ApiService(
+                    nc,
+                    name=subjects.API_SERVICE,
+                    version=__version__,
+                    description="voiyd control plane API",
+                    handlers=handlers.endpoints(),
+                    spawn=spawn,
+                    max_inflight=s.max_inflight,
+                    observe=metrics.observe_request,
+                )
+                await service.start()
+                log.info(
+                    "voiyd-server %s ready: projection at seq %d, serving %s.>",
+                    s.server_id,
+                    follower.applied_seq,
+                    subjects.API_PREFIX,
+                )
+                self.ready.set()
+                await stop.wait()
+                await service.stop()
+            db.close()
+        finally:
+            await self._close(nc)
+
+    async def _catch_up(self, js: Any, follower: ProjectionFollower, stop: asyncio.Event) -> None:
+        info = await js.stream_info(subjects.EVENTS_STREAM)
+        target = info.state.last_seq or 0
+        log.info("catching up with the event log: seq %d -> %d", follower.applied_seq, target)
+        waiter = asyncio.ensure_future(follower.wait_for(target, CATCH_UP_TIMEOUT_S))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopping.cancel()
+
+    @staticmethod
+    async def _close(nc: Client) -> None:
+        try:
+            async with asyncio.timeout(5):
+                await nc.drain()
+        except Exception as exc:
+            log.debug("drain: %s", exc)
+            await nc.close()
