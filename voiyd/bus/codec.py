@@ -1,7 +1,9 @@
 """CORE: the wire format: msgpack of plain types, readable by any msgpack library.
 
 Models are encoded as ``model_dump(mode="json")`` so datetimes travel as ISO-8601 strings and
-the same shapes appear in ``-o json``. Decoding never raises anything but ``InvalidRequestError``.
+the same shapes appear in ``-o json``. Decoding never raises anything but ``InvalidRequestError``,
+and refuses values nested deeper than ``MAX_DEPTH`` (recursive code downstream, pydantic's
+serializer and merge patches among them, would otherwise hit Python's recursion limit).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import msgpack
 from pydantic import BaseModel
 
 from voiyd.errors import InvalidRequestError
+
+MAX_DEPTH = 64
+"""Deepest nesting of maps and lists a payload may have; voiyd's own shapes need fewer than 10."""
 
 
 def encode(value: BaseModel | dict[str, Any]) -> bytes:
@@ -25,9 +30,28 @@ def decode(data: bytes) -> Any:
     if not data:
         return {}
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many unrelated types on garbage
         raise InvalidRequestError(f"payload is not valid msgpack: {exc}") from None
+    _check_depth(value)
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    """Walk without recursion, so that the check itself cannot overflow the stack."""
+    level: list[Any] = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise InvalidRequestError(f"payload nests deeper than {MAX_DEPTH} levels")
+        below: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                below.extend(item.values())
+            elif isinstance(item, list):
+                below.extend(item)
+        level = [item for item in below if isinstance(item, dict | list)]
 
 
 def decode_map(data: bytes) -> dict[str, Any]:

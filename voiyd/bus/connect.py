@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ async def connect(
     *,
     reconnect: bool = True,
     connect_timeout: float = 2.0,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
 ) -> Client:
     """Connect; with ``reconnect`` the client retries forever (daemons), else fails fast (CLI)."""
 
@@ -60,6 +62,8 @@ async def connect(
         log.info(
             "nats %s: reconnected to %s", name, nc.connected_url.netloc if nc.connected_url else "?"
         )
+        if on_reconnect is not None:
+            await on_reconnect()
 
     async def on_closed() -> None:
         log.info("nats %s: connection closed", name)

@@ -3,7 +3,8 @@
 ``append`` sends ``Nats-Msg-Id`` (= the event id, so a retried append is a no-op) and, when the
 decision was made against a read, ``Nats-Expected-Last-Subject-Sequence`` (0 = must not exist).
 A timeout or a missing stream leader is retried with the same id until the deadline; a stale
-revision (err_code 10071) becomes ``ConflictError`` carrying the actual revision.
+revision (err_code 10071) becomes ``ConflictError`` carrying the actual revision, unless the
+aggregate's last event is this very event (an earlier attempt was stored but its ack was lost).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ async def append(
             return int(ack.seq)
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
+                # nats-server checks the expected sequence before the duplicate window, so an
+                # earlier attempt whose ack was lost shows up as a conflict: find it by its id.
+                stored = await _stored_seq(js, subject, event.id)
+                if stored is not None:
+                    return stored
                 raise _conflict(subject, expected_revision, exc) from exc
             if not isinstance(exc, ServiceUnavailableError):
                 raise InternalError(f"event log refused {event.type}: {exc.description}") from exc
@@ -98,6 +104,17 @@ _RETRYABLE = (
     nats.errors.ConnectionReconnectingError,
     nats.errors.OutboundBufferLimitError,
 )
+
+
+async def _stored_seq(js: JetStreamContext, subject: str, event_id: str) -> int | None:
+    """The sequence of ``event_id`` if it is the last event on ``subject``."""
+    try:
+        last = await js.get_last_msg(subjects.EVENTS_STREAM, subject, direct=True)
+    except (APIError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        return None
+    if last.headers and last.headers.get("Nats-Msg-Id") == event_id and last.seq is not None:
+        return int(last.seq)
+    return None
 
 
 def _conflict(subject: str, expected: int | None, exc: APIError) -> ConflictError:

@@ -10,6 +10,7 @@ semaphore) to serve many in flight.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -39,13 +40,31 @@ MAX_REQUEST_BYTES = 256 * 1024
 DEFAULT_TIMEOUT_S = 5.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[BaseModel]]
+current_subject: contextvars.ContextVar[str] = contextvars.ContextVar("current_subject")
+"""The subject of the request being served (for endpoints with a wildcard subject)."""
 Observer = Callable[[str, float, str], None]
 """Called after each request with (subject, seconds, outcome code or "ok")."""
 
 
+MAX_ERROR_FIELDS = 100
+MAX_ERROR_TEXT = 512
+"""An error reply names at most this many fields, each text clipped to this many characters,
+so that it always fits in a NATS message however many problems a request had (a request of
+20,000 mistyped labels would otherwise get a reply larger than the server's max_payload)."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_TEXT else f"{text[: MAX_ERROR_TEXT - 3]}..."
+
+
 def error_reply(err: VoiydError) -> tuple[bytes, dict[str, str]]:
-    headers = {ERROR_HEADER: err.message[:1024], ERROR_CODE_HEADER: str(err.status)}
-    return codec.encode({"error": err.to_wire()}), headers
+    headers = {ERROR_HEADER: _clip(err.message), ERROR_CODE_HEADER: str(err.status)}
+    wire = err.to_wire()
+    wire["message"] = _clip(err.message)
+    wire["fields"] = [
+        {"loc": _clip(f.loc), "message": _clip(f.message)} for f in err.fields[:MAX_ERROR_FIELDS]
+    ]
+    return codec.encode({"error": wire}), headers
 
 
 class ApiService:
@@ -75,7 +94,7 @@ class ApiService:
         self._service = await micro.add_service(self._nc, self._config)
         for subject, handler in self._handlers.items():
             await self._service.add_endpoint(
-                name=subject.replace(".", "-"),
+                name=subject.replace(".", "-").replace("*", "any").replace(">", "all"),
                 subject=subject,
                 handler=self._make_endpoint(subject, handler),
             )
@@ -102,6 +121,7 @@ class ApiService:
                 raise InvalidRequestError(
                     f"request is {len(request.data)} bytes; the limit is {MAX_REQUEST_BYTES}"
                 )
+            current_subject.set(request.subject)
             reply = await handler(codec.decode_map(request.data))
             body, headers = codec.encode(reply), None
         except VoiydError as err:

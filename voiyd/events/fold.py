@@ -358,3 +358,17 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
             raise AssertionError("handled above")
         case _:
             assert_never(event)
+
+
+def fold_task(task: TaskView | None, event: ev.AnyEvent, seq: int) -> TaskView | None:
+    """``evolve_task`` for an event known to be about a task (anything else is a bug)."""
+    if not isinstance(event, TaskEvent):
+        raise TypeError(f"{event.type} is not a task event")
+    return evolve_task(task, event, seq)
+
+
+def fold_node(node: NodeView | None, event: ev.AnyEvent, seq: int) -> NodeView | None:
+    """``evolve_node`` for an event known to be about a node (anything else is a bug)."""
+    if not isinstance(event, NodeEvent):
+        raise TypeError(f"{event.type} is not a node event")
+    return evolve_node(node, event, seq)

@@ -33,6 +33,8 @@ class BatchResult:
     skipped: int = 0
     last_seq: int = 0
     types: dict[str, int] = field(default_factory=dict)
+    changed_tasks: dict[str, str | None] = field(default_factory=dict)
+    """Tasks this batch changed, with the node each was on before the batch."""
 
 
 class ProjectionStore:
@@ -77,7 +79,7 @@ class ProjectionStore:
                 continue
             result.applied += 1
             result.types[event.type] = result.types.get(event.type, 0) + 1
-            self._fold(event, raw.seq, tasks, nodes)
+            self._fold(event, raw.seq, tasks, nodes, result.changed_tasks)
         if result.last_seq == self.last_seq:
             return result
         self._commit(tasks, nodes, revisions, result.last_seq)
@@ -109,12 +111,17 @@ class ProjectionStore:
         seq: int,
         tasks: dict[str, TaskView | None],
         nodes: dict[str, NodeView | None],
+        changed_tasks: dict[str, str | None],
     ) -> None:
         name = ev.event_name(event)
         kind = ev.event_kind(event)
         if kind == "task":
             assert isinstance(event, _TASK_EVENTS)
-            current = tasks[name] if name in tasks else self.load_task(name)
+            if name in tasks:
+                current = tasks[name]
+            else:
+                current = self.load_task(name)
+                changed_tasks[name] = current.status.node if current else None
             tasks[name] = evolve_task(current, event, seq)
         elif kind == "node":
             assert isinstance(event, _NODE_EVENTS)

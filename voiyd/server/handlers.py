@@ -1,8 +1,7 @@
 """The API endpoints of voiyd-server: validate, read the projection, decide, append, reply.
 
-Writes loop on optimistic-concurrency conflicts: wait until the projection has seen the newer
-revision, decide again on the fresh view (so a concurrent update is never lost), unless the
-caller pinned an ``expected_revision``, in which case the conflict is theirs to handle.
+Writes go through ``AggregateWriter`` (decide against a read, append expecting that revision,
+decide again on a conflict unless the caller pinned ``expected_revision``).
 Queries read SQLite only, after waiting (bounded) for ``min_revision``.
 """
 
@@ -11,29 +10,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from voiyd import __version__, clock, ids
+from voiyd import __version__
 from voiyd.api import requests as rq
 from voiyd.api.validation import parse_model
 from voiyd.api.views import EventView, TaskView
 from voiyd.bus import codec, subjects
-from voiyd.bus.publish import append
 from voiyd.bus.reader import read_events
 from voiyd.bus.rpc import Handler
-from voiyd.errors import ConflictError, NotFoundError, UnavailableError
-from voiyd.events.fold import TaskEvent, evolve_task
+from voiyd.errors import NotFoundError, UnavailableError
+from voiyd.events.fold import fold_task
 from voiyd.projection import queries
 from voiyd.projection.consumer import ProjectionFollower
-from voiyd.server import decide, metrics
+from voiyd.server import decide
+from voiyd.server.writer import AggregateWriter
 
 log = logging.getLogger(__name__)
 
-MAX_DECIDE_ATTEMPTS = 20
 W = TypeVar("W", bound=rq.WriteOptions)
 Decider = Callable[[W, TaskView | None, int, decide.Context], decide.Decision]
 
@@ -44,6 +42,12 @@ class Handlers:
     follower: ProjectionFollower
     server_id: str
     read_wait_s: float = 5.0
+    tasks: AggregateWriter[TaskView] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tasks = AggregateWriter(
+            self.js, self.follower, "task", self.follower.store.load_task, fold_task
+        )
 
     @property
     def db(self) -> Any:
@@ -78,33 +82,19 @@ class Handlers:
         return handle
 
     async def _write(self, cmd: W, decider: Decider[W], name: str) -> rq.WriteReply:
-        subject = subjects.event("task", name)
-        store = self.follower.store
-        for _ in range(MAX_DECIDE_ATTEMPTS):
-            current, revision = store.load_task(name), store.revision(subject)
-            ctx = decide.Context(now=clock.now(), event_id=ids.new_id(), actor=cmd.actor)
-            decision = decider(cmd, current, revision, ctx)
-            event = decision.event
-            if event is None:
-                return rq.WriteReply(revision=revision, changed=False, task=current)
-            assert isinstance(event, TaskEvent)
-            if cmd.dry_run:
-                preview = evolve_task(current, event, revision)
-                return rq.WriteReply(revision=revision, changed=True, task=preview)
-            try:
-                seq = await append(self.js, event, decision.expected_revision)
-            except ConflictError as exc:
-                metrics.APPEND_CONFLICTS.inc()
-                if cmd.expected_revision is not None:
-                    raise
-                await self.follower.wait_for(exc.actual_revision or store.last_seq + 1, 2.0)
-                continue
-            metrics.EVENTS_APPENDED.labels(type=event.type).inc()
-            log.info("appended %s %s seq=%d id=%s", event.type, name, seq, event.id)
-            return rq.WriteReply(revision=seq, changed=True, task=evolve_task(current, event, seq))
-        raise ConflictError(
-            f"task {name!r} kept changing; gave up after {MAX_DECIDE_ATTEMPTS} tries"
+        def decide_now(
+            view: TaskView | None, revision: int, ctx: decide.Context
+        ) -> decide.Decision:
+            return decider(cmd, view, revision, ctx)
+
+        written = await self.tasks.write(
+            name,
+            decide_now,
+            actor=cmd.actor,
+            pinned=cmd.expected_revision is not None,
+            dry_run=cmd.dry_run,
         )
+        return rq.WriteReply(revision=written.revision, changed=written.changed, task=written.view)
 
     # ---- queries ------------------------------------------------------------------------------
 

@@ -30,3 +30,9 @@ REQUEST_SECONDS = Histogram(
 
 def observe_request(subject: str, seconds: float, outcome: str) -> None:
     REQUEST_SECONDS.labels(subject=subject, outcome=outcome).observe(seconds)
+
+
+HEARTBEATS = Counter("voiyd_server_heartbeats_total", "Agent heartbeats received")
+ASSIGNMENT_WRITES = Counter(
+    "voiyd_server_assignment_writes_total", "Writes to the voiyd-assignments bucket", ["op"]
+)

@@ -1,0 +1,13 @@
+"""Prometheus metrics of voiyd-node (``voiyd_node_<thing>_<unit>``), made once a process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ASSIGNED = Gauge("voiyd_node_assigned_tasks", "Tasks assigned to this node")
+RUNNING = Gauge("voiyd_node_running_containers", "Containers running on this node")
+STARTS = Counter("voiyd_node_starts_total", "Containers started")
+STOPS = Counter("voiyd_node_stops_total", "Containers stopped and removed")
+RESTARTS = Counter("voiyd_node_restarts_total", "Restarts decided by the restart policy")
+HEARTBEATS = Counter("voiyd_node_heartbeats_total", "Heartbeats published")
+REPORTS = Counter("voiyd_node_reports_total", "Reports acknowledged by the server")

@@ -1,0 +1,378 @@
+"""The voiyd-node shell: join, heartbeat, watch assignments, reconcile, report.
+
+The agent dials out to NATS and never listens for inbound connections. Each round
+(``step()``) lists what its runtimes run, calls the pure ``reconcile`` and carries out the
+actions; the loop runs a round whenever an assignment changes and at least every second.
+Containers carry the voiyd labels (task, epoch, node), so after a restart the agent adopts what
+is still running instead of starting a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from voiyd import __version__, clock, ids
+from voiyd.agent import metrics
+from voiyd.agent.outbox import Outbox
+from voiyd.agent.reconcile import Exited, Memory, Start, Stop, reconcile
+from voiyd.agent.runtimes.protocol import (
+    ContainerSpec,
+    ImagePullError,
+    Observed,
+    Runtime,
+    RuntimeFailure,
+)
+from voiyd.agent.sysinfo import node_capacity, node_labels
+from voiyd.api.agent import Assignment, Heartbeat, NodeJoin, TaskReport, TaskReportKind
+from voiyd.api.views import NodeCapacity
+from voiyd.bus import codec, subjects
+from voiyd.bus.connect import NatsOptions, connect
+from voiyd.errors import InvalidRequestError
+
+log = logging.getLogger(__name__)
+
+ROUND_PERIOD_S = 1.0
+USAGE_PERIOD_S = 10.0
+MAX_PARALLEL_STARTS = 8
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    name: str
+    nats: NatsOptions = field(default_factory=NatsOptions)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    data_dir: Path = Path("voiyd-node-data")
+    heartbeat_s: float = 2.0
+    capacity: NodeCapacity | None = None
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.data_dir / "volumes"
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, runtimes: Mapping[str, Runtime]) -> None:
+        self.settings = settings
+        self.node = settings.name
+        self.runtimes = dict(runtimes)
+        self.desired: dict[str, Assignment] = {}
+        self.memory: dict[str, Memory] = {}
+        self.joined = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._slots = asyncio.Semaphore(MAX_PARALLEL_STARTS)
+        self._tg: asyncio.TaskGroup | None = None
+        self._nc: Client | None = None
+        self._outbox: Outbox | None = None
+        self._capacity = settings.capacity or node_capacity()
+        self._owner: dict[str, str] = {}
+        self._used = NodeCapacity()
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(
+            self.settings.nats, f"voiyd-node-{self.node}", on_reconnect=self._on_reconnect
+        )
+        self._nc = nc
+        self._outbox = Outbox(nc, self.node, self._refused)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                tg.create_task(self._outbox.run(stop))
+                await self._join(stop)
+                kv = await self._bucket(stop)
+                if kv is None:
+                    return
+                tg.create_task(self._watch(kv, stop))
+                tg.create_task(self._heartbeats(stop))
+                tg.create_task(self._sample_usage(stop))
+                await self._loop(stop)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _join(self, stop: asyncio.Event) -> None:
+        assert self._outbox is not None
+        self._outbox.put(self._join_report())
+        await _first(self._outbox.idle.wait(), stop.wait())
+        if not stop.is_set():
+            self.joined.set()
+            log.info("node %s joined with runtimes %s", self.node, sorted(self.runtimes))
+
+    def _join_report(self) -> NodeJoin:
+        labels = {**node_labels(sorted(self.runtimes)), **self.settings.labels}
+        return NodeJoin(
+            node=self.node,
+            labels=labels,
+            runtimes=sorted(self.runtimes),
+            capacity=self._capacity,
+            agent_version=__version__,
+        )
+
+    async def _on_reconnect(self) -> None:
+        """After a reconnect: join again and re-report every running container."""
+        if self._outbox is None:
+            return
+        self._outbox.put(self._join_report())
+        for c in await self.observe():
+            a = self.desired.get(c.task)
+            if a is not None and a.epoch == c.epoch and c.state == "running":
+                self._report(c.task, c.epoch, "started", container_id=c.id, ip=c.ip, pid=c.pid)
+        self._wake.set()
+
+    async def _bucket(self, stop: asyncio.Event) -> KeyValue | None:
+        assert self._nc is not None
+        while not stop.is_set():
+            try:
+                return await self._nc.jetstream().key_value(subjects.ASSIGNMENTS_BUCKET)
+            except BucketNotFoundError:
+                log.warning(
+                    "bucket %s not there yet; is voiyd-server running?", subjects.ASSIGNMENTS_BUCKET
+                )
+                await _first(asyncio.sleep(1), stop.wait())
+        return None
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _first(self._wake.wait(), stop.wait(), timeout=ROUND_PERIOD_S)
+            self._wake.clear()
+            if stop.is_set():
+                return
+            try:
+                await self.step()
+            except RuntimeFailure as exc:
+                log.warning("round failed: %s", exc.reason)
+
+    # ---- assignments --------------------------------------------------------------------------
+
+    async def _watch(self, kv: KeyValue, stop: asyncio.Event) -> None:
+        """Follow ``<node>.*`` in the assignments bucket (initial values, then every change)."""
+        assert self._tg is not None
+        watcher = await kv.watch(f"{self.node}.*")
+
+        async def stop_watching() -> None:
+            await stop.wait()
+            await watcher.stop()  # type: ignore[no-untyped-call]
+
+        self._tg.create_task(stop_watching())
+        async for entry in watcher:
+            if entry is not None:
+                self._apply_entry(entry.key, entry.value, entry.operation)
+
+    def _apply_entry(self, key: str, value: bytes | None, operation: str | None) -> None:
+        task = key.split(".", 1)[1]
+        if operation in ("DEL", "PURGE") or not value:
+            self.desired.pop(task, None)
+        else:
+            try:
+                a = Assignment.model_validate(codec.decode_map(value))
+            except (InvalidRequestError, ValueError) as exc:
+                log.error("bad assignment %s: %s", key, exc)
+                return
+            old = self.desired.get(task)
+            if old is not None and old.epoch > a.epoch:
+                return  # a lagging writer; the newer placement wins
+            self.desired[task] = a
+        metrics.ASSIGNED.set(len(self.desired))
+        self._wake.set()
+
+    # ---- one round ----------------------------------------------------------------------------
+
+    async def observe(self) -> list[Observed]:
+        out: list[Observed] = []
+        for name, runtime in self.runtimes.items():
+            found = await runtime.list(self.node)
+            self._owner.update((c.id, name) for c in found)
+            out.extend(found)
+        return out
+
+    async def step(self) -> None:
+        """Reconcile once: list, decide (pure), act."""
+        observed = [c for c in await self.observe() if c.task not in self._busy]
+        desired = {t: a for t, a in self.desired.items() if t not in self._busy}
+        memory = {t: m for t, m in self.memory.items() if t not in self._busy}
+        plan = reconcile(desired, observed, memory, clock.now())
+        self.memory = {**{t: m for t, m in self.memory.items() if t in self._busy}, **plan.memory}
+        for action in plan.actions:
+            match action:
+                case Start():
+                    self._spawn(action.assignment.task, self._start(action))
+                case Stop():
+                    self._spawn(action.container.task, self._stop(action))
+                case Exited():
+                    self._exited(action)
+        metrics.RUNNING.set(sum(1 for c in observed if c.state == "running"))
+
+    def _spawn(self, task: str, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._tg is not None
+        self._busy.add(task)
+
+        async def guarded() -> None:
+            try:
+                async with self._slots:
+                    await coro
+            finally:
+                self._busy.discard(task)
+                self._wake.set()
+
+        self._tg.create_task(guarded())
+
+    async def _start(self, action: Start) -> None:
+        a = action.assignment
+        runtime = self.runtimes.get(a.config.runtime)
+        if runtime is None:
+            self._fail(a, f"runtime {a.config.runtime!r} is not available on node {self.node}")
+            return
+        try:
+            if action.replaces:
+                await runtime.remove(action.replaces)
+            if a.config.image and a.config.runtime != "exec":
+                await self._pull(runtime, a)
+            spec = ContainerSpec(
+                task=a.task,
+                epoch=a.epoch,
+                node=self.node,
+                config=a.config,
+                revision=a.revision,
+                volumes_dir=self.settings.volumes_dir,
+            )
+            c = await runtime.start(spec)
+        except ImagePullError as exc:
+            self._fail(a, f"image pull failed: {exc.reason}")
+            return
+        except RuntimeFailure as exc:
+            self._fail(a, f"start failed: {exc.reason}")
+            return
+        metrics.STARTS.inc()
+        self._report(a.task, a.epoch, "started", container_id=c.id, ip=c.ip, pid=c.pid)
+
+    async def _pull(self, runtime: Runtime, a: Assignment) -> None:
+        reported = False
+
+        def progress(line: str) -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                self._report(a.task, a.epoch, "pulling", image=a.config.image)
+            log.debug("pull %s: %s", a.config.image, line)
+
+        assert a.config.image is not None
+        await runtime.ensure_image(a.config.image, progress)
+
+    def _fail(self, a: Assignment, reason: str) -> None:
+        log.warning("task %s epoch %d failed: %s", a.task, a.epoch, reason)
+        m = self.memory.get(a.task, Memory(epoch=a.epoch, restarts=a.restarts))
+        self.memory[a.task] = Memory(
+            epoch=a.epoch, restarts=m.restarts, handled_exits=m.handled_exits, gave_up=True
+        )
+        self._report(a.task, a.epoch, "failed", reason=reason)
+
+    async def _stop(self, action: Stop) -> None:
+        c = action.container
+        runtime = self._runtime_of(c)
+        a = self.desired.get(c.task)
+        timeout = a.config.stop_timeout_s if a is not None else 10.0
+        log.info("stopping %s (task %s epoch %d): %s", c.id[:12], c.task, c.epoch, action.reason)
+        await runtime.stop(c.id, timeout)
+        await runtime.remove(c.id)
+        metrics.STOPS.inc()
+        if action.report:
+            self._report(c.task, c.epoch, "stopped")
+
+    def _runtime_of(self, c: Observed) -> Runtime:
+        return self.runtimes[self._owner[c.id]]
+
+    def _exited(self, action: Exited) -> None:
+        c = action.container
+        self._report(c.task, c.epoch, "exited", exit_code=c.exit_code, reason=action.reason)
+        if action.then == "restart":
+            metrics.RESTARTS.inc()
+            self._report(
+                c.task, c.epoch, "restarted", restarts=action.restarts, delay_s=action.delay_s
+            )
+        elif action.then == "fail":
+            self._report(c.task, c.epoch, "failed", exit_code=c.exit_code, reason=action.reason)
+
+    async def _refused(self, report: TaskReport, reason: str) -> None:
+        self._wake.set()
+
+    def _report(self, task: str, epoch: int, state: TaskReportKind, **fields: object) -> None:
+        assert self._outbox is not None
+        report = TaskReport.model_validate(
+            {
+                "report_id": ids.new_id(),
+                "node": self.node,
+                "task": task,
+                "epoch": epoch,
+                "state": state,
+                "at": clock.now(),
+                **fields,
+            }
+        )
+        self._outbox.put(report)
+
+    # ---- heartbeats ---------------------------------------------------------------------------
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        assert self._nc is not None
+        subject = subjects.agent_heartbeat(self.node)
+        while not stop.is_set():
+            beat = Heartbeat(
+                node=self.node,
+                at=clock.now(),
+                agent_version=__version__,
+                runtimes=sorted(self.runtimes),
+                capacity=self._capacity,
+                allocated=self._allocated(),
+                used=self._used,
+                running=sorted(self.desired),
+                interval_s=self.settings.heartbeat_s,
+            )
+            with contextlib.suppress(Exception):
+                await self._nc.publish(subject, codec.encode(beat))
+                metrics.HEARTBEATS.inc()
+            await _first(asyncio.sleep(self.settings.heartbeat_s), stop.wait())
+
+    async def _sample_usage(self, stop: asyncio.Event) -> None:
+        """What the running containers actually use, sampled every few heartbeats."""
+        while not stop.is_set():
+            await _first(asyncio.sleep(USAGE_PERIOD_S), stop.wait())
+            cpus, memory = 0.0, 0
+            for c in await self.observe():
+                if c.state != "running":
+                    continue
+                with contextlib.suppress(RuntimeFailure):
+                    u = await self._runtime_of(c).usage(c.id)
+                    cpus, memory = cpus + u.cpus, memory + u.memory
+            self._used = NodeCapacity(cpus=round(cpus, 3), memory=memory)
+
+    def _allocated(self) -> NodeCapacity:
+        cpus = sum(a.config.resources.cpus or 0.0 for a in self.desired.values())
+        memory = sum(a.config.resources.memory or 0 for a in self.desired.values())
+        return NodeCapacity(cpus=cpus, memory=memory)
+
+
+async def _first(*aws: object, timeout: float | None = None) -> object:
+    """Await whichever finishes first; cancel the rest. Returns the first result (or None)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[call-overload]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for t in done:
+        if not t.cancelled() and t.exception() is None:
+            return t.result()
+    return None

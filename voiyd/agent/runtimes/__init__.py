@@ -1,0 +1,1 @@
+"""Runtimes behind one protocol: Docker (aiodocker), plain processes (exec), and a fake."""

@@ -1,0 +1,134 @@
+"""The ``Runtime`` protocol every runtime implements, and what it says about containers.
+
+A runtime knows nothing of NATS or the event log: it runs ``ContainerSpec``s, lists what it runs
+(by the voiyd labels task, epoch and node) and reports ``Observed`` states. The same contract
+suite (tests/contract/) runs against every implementation, the fake included.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from voiyd.api.specs import TaskConfig
+
+LABEL_TASK = "io.voiyd.task"
+LABEL_EPOCH = "io.voiyd.epoch"
+LABEL_NODE = "io.voiyd.node"
+LABEL_REVISION = "io.voiyd.revision"
+
+ContainerState = Literal["created", "running", "exited"]
+HealthState = Literal["starting", "healthy", "unhealthy"]
+
+
+class RuntimeFailure(Exception):
+    """A runtime could not do what was asked; ``reason`` is shown to operators as is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImagePullError(RuntimeFailure):
+    """The image is not present and could not be pulled (unknown image, no registry...)."""
+
+
+class InvalidSpecError(RuntimeFailure):
+    """The runtime refuses the spec (e.g. memory below its minimum, unknown user)."""
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    """The runtime itself does not answer (Docker engine down...)."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    task: str
+    epoch: int
+    node: str
+    config: TaskConfig
+    revision: int = 0
+    volumes_dir: Path | None = None
+    """Where host-local named volumes live on this node (``<volumes_dir>/<volume>``)."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_TASK: self.task,
+            LABEL_EPOCH: str(self.epoch),
+            LABEL_NODE: self.node,
+            LABEL_REVISION: str(self.revision),
+        }
+
+
+@dataclass(frozen=True)
+class Observed:
+    id: str
+    task: str
+    epoch: int
+    node: str
+    state: ContainerState
+    image: str = ""
+    pid: int | None = None
+    ip: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    health: HealthState | None = None
+    """The runtime's own health check (Docker HEALTHCHECK), if the image has one."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpus: float = 0.0
+    memory: int = 0
+
+
+Progress = Callable[[str], None]
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def available(self) -> bool:
+        """Whether the runtime answers at all (used to pick runtimes at agent start)."""
+        ...
+
+    async def ensure_image(self, image: str, progress: Progress | None = None) -> bool:
+        """Make ``image`` present; True if it had to be pulled. Raises ``ImagePullError``."""
+        ...
+
+    async def start(self, spec: ContainerSpec) -> Observed:
+        """Create and start a container for ``spec``; raises ``RuntimeFailure`` subclasses."""
+        ...
+
+    async def stop(self, container_id: str, timeout_s: float) -> None:
+        """Stop gracefully (SIGTERM), then kill after ``timeout_s``. Idempotent."""
+        ...
+
+    async def remove(self, container_id: str) -> None:
+        """Remove a stopped (or running: kill first) container. Idempotent."""
+        ...
+
+    async def list(self, node: str) -> list[Observed]:
+        """Every container of this node, by the voiyd labels, including exited ones."""
+        ...
+
+    async def inspect(self, container_id: str) -> Observed | None:
+        """The current state of one container, or None if it is gone."""
+        ...
+
+    async def exec_probe(self, container_id: str, cmd: builtins.list[str], timeout_s: float) -> int:
+        """Run ``cmd`` inside the container (health probes); its exit code, 124 on timeout."""
+        ...
+
+    async def usage(self, container_id: str) -> Usage:
+        """Current CPU (cores) and memory (bytes) use of a running container."""
+        ...
+
+    async def close(self) -> None: ...
