@@ -75,3 +75,21 @@ def voiyd_server(nats_url: str, data_dir: Path, *extra: str) -> DaemonProcess:
         data_dir.parent / f"{data_dir.name}.log",
         " ready: projection at seq ",
     )
+
+
+def voiyd_scheduler(nats_url: str, log_dir: Path, name: str = "scheduler") -> DaemonProcess:
+    return DaemonProcess(
+        "voiyd.scheduler.main",
+        ["--nats-url", nats_url],
+        log_dir / f"{name}.log",
+        "voiyd-scheduler ready",
+    )
+
+
+def voiyd_node(nats_url: str, name: str, data_dir: Path, *extra: str) -> DaemonProcess:
+    return DaemonProcess(
+        "voiyd.agent.main",
+        ["--nats-url", nats_url, "--name", name, "--data-dir", str(data_dir), *extra],
+        data_dir.parent / f"node-{name}.log",
+        f"node {name} joined",
+    )

@@ -26,14 +26,24 @@ class Up:
     def __init__(self, data: Path, config: Path, port: int) -> None:
         self.config = config
         self.log = data.parent / "up.log"
-        self.argv = [str(BIN / "voiyd"), "up", "--data-dir", str(data), "--port", str(port),
-                     "--no-metrics", "--config", str(config)]
+        self.argv = [
+            str(BIN / "voiyd"),
+            "up",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+            "--no-metrics",
+            "--config",
+            str(config),
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Up:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
@@ -56,7 +66,10 @@ class Up:
     def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "voiydctl"), "--config", str(self.config), *args],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
 
@@ -90,9 +103,21 @@ def test_a_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     first = Up(data, config, _free_port()).start()
     try:
         second = subprocess.run(
-            [str(BIN / "voiyd"), "up", "--data-dir", str(data), "--port", str(_free_port()),
-             "--no-metrics", "--config", str(config)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                str(BIN / "voiyd"),
+                "up",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(_free_port()),
+                "--no-metrics",
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert second.returncode == 1
         assert "already running" in second.stderr

@@ -32,7 +32,8 @@ def decode(data: bytes) -> Any:
     try:
         value = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many unrelated types on garbage
-        raise InvalidRequestError(f"payload is not valid msgpack: {exc}") from None
+        detail = str(exc) or type(exc).__name__
+        raise InvalidRequestError(f"payload is not valid msgpack: {detail}") from None
     _check_depth(value)
     return value
 

@@ -77,12 +77,16 @@ def logs_config(limits: LogLimits, replicas: int = 1) -> StreamConfig:
 async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
     assert config.name is not None
     try:
-        await js.stream_info(config.name)
+        info = await js.stream_info(config.name)
     except JsNotFoundError:
         await js.add_stream(config)
         log.info("created stream %s", config.name)
         return
-    # Exists: bring mutable settings in line (another version may have created it).
+    # Exists: bring mutable settings in line (another version may have created it), but never
+    # shrink its replicas: a daemon started without --replicas must not drop an R3 log to R1.
+    current = info.config.num_replicas or 1
+    if (config.num_replicas or 1) < current:
+        config.num_replicas = current
     await js.update_stream(config)
 
 

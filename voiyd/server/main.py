@@ -57,6 +57,20 @@ async def _run(settings: ServerSettings) -> None:
     show_default=True,
     help="Stream replicas when creating streams (3 on a NATS cluster).",
 )
+@click.option(
+    "--not-ready-after",
+    type=float,
+    default=6.0,
+    show_default=True,
+    help="Seconds without a heartbeat before a node is not-ready.",
+)
+@click.option(
+    "--lost-after",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat before a node is lost and its tasks move.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
     nats_urls: tuple[str, ...],
@@ -69,6 +83,8 @@ def main(
     metrics_host: str,
     rebuild: bool,
     replicas: int,
+    not_ready_after: float,
+    lost_after: float,
     log_level: str,
 ) -> None:
     """Run the voiyd API server: decide, append to the event log, project into SQLite."""
@@ -86,6 +102,8 @@ def main(
         metrics_port=metrics_port,
         rebuild=rebuild,
         replicas=replicas,
+        not_ready_after_s=not_ready_after,
+        lost_after_s=lost_after,
     )
     asyncio.run(_run(settings))
 

@@ -41,6 +41,7 @@ class UpSettings:
     port: int = 4222
     metrics_base_port: int | None = 9470
     config_path: Path | None = None
+    node_name: str = "local"
 
     @property
     def nats_url(self) -> str:
@@ -97,19 +98,29 @@ def children(settings: UpSettings) -> tuple[Child, list[Child]]:
         log_path=d / "logs" / "nats-server.log",
         restart=False,
     )
-    server_argv = [
-        sys.executable,
-        "-m",
-        "voiyd.server.main",
-        "--nats-url",
-        settings.nats_url,
-        "--data-dir",
-        str(d / "server"),
+    daemons = [
+        _daemon(
+            settings, "voiyd-server", "voiyd.server.main", 0, ["--data-dir", str(d / "server")]
+        ),
+        _daemon(settings, "voiyd-scheduler", "voiyd.scheduler.main", 1, []),
+        _daemon(
+            settings,
+            "voiyd-node",
+            "voiyd.agent.main",
+            3,
+            ["--name", settings.node_name, "--data-dir", str(d / "node")],
+        ),
     ]
-    if settings.metrics_base_port is not None:
-        server_argv += ["--metrics-port", str(settings.metrics_base_port)]
-    daemons = [Child("voiyd-server", server_argv, log_path=d / "logs" / "voiyd-server.log")]
     return nats_child, daemons
+
+
+def _daemon(
+    settings: UpSettings, name: str, module: str, port_offset: int, args: list[str]
+) -> Child:
+    argv = [sys.executable, "-m", module, "--nats-url", settings.nats_url, *args]
+    if settings.metrics_base_port is not None:
+        argv += ["--metrics-port", str(settings.metrics_base_port + port_offset)]
+    return Child(name, argv, log_path=settings.data_dir / "logs" / f"{name}.log")
 
 
 async def _wait_for(what: str, check: object, deadline: float) -> None:

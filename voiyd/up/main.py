@@ -49,6 +49,7 @@ def main() -> None:
     envvar="VOIYD_CONFIG",
     help="voiydctl config file to write the `local` context into.",
 )
+@click.option("--node-name", default="local", show_default=True, help="Name of the local node.")
 @click.option("--log-level", default="INFO", show_default=True)
 def up(
     data_dir: Path,
@@ -56,6 +57,7 @@ def up(
     metrics_base_port: int,
     no_metrics: bool,
     config_path: Path | None,
+    node_name: str,
     log_level: str,
 ) -> None:
     """Start nats-server (JetStream) and the voiyd daemons; Ctrl-C stops them all."""
@@ -65,6 +67,7 @@ def up(
         port=port,
         metrics_base_port=None if no_metrics else metrics_base_port,
         config_path=config_path,
+        node_name=node_name,
     )
     sys.exit(run_up(settings))
 
