@@ -15,6 +15,7 @@ from tests.e2e.procs import DaemonProcess, voiyd_node, voiyd_scheduler, voiyd_se
 from tests.natsserver import NatsServer
 from voiyd.bus import subjects
 from voiyd.bus.rpc import call
+from voiyd.errors import NotFoundError, UnavailableError
 
 Task = dict[str, Any]
 
@@ -59,8 +60,11 @@ class Cluster:
         deadline = asyncio.get_running_loop().time() + timeout
         task: Task = {}
         while asyncio.get_running_loop().time() < deadline:
-            task = await self.task(name)
-            if check(task):
+            try:
+                task = await self.task(name)
+            except (NotFoundError, UnavailableError):
+                task = {}  # not projected yet, or the server is busy reconnecting
+            if task and check(task):
                 return task
             await asyncio.sleep(0.2)
         raise AssertionError(f"task {name} never {what or 'matched'}; last: {task.get('status')}")

@@ -82,7 +82,7 @@ def voiyd_scheduler(nats_url: str, log_dir: Path, name: str = "scheduler") -> Da
         "voiyd.scheduler.main",
         ["--nats-url", nats_url],
         log_dir / f"{name}.log",
-        "voiyd-scheduler ready",
+        " ready: view at seq ",
     )
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 
 from voiyd.api.labels import MAX_LABELS, label_key_problem, label_value_problem
 from voiyd.api.selectors import SelectorError, parse_selector, selector_from_mapping
-from voiyd.api.units import parse_memory
+from voiyd.api.units import MAX_MEMORY, parse_memory
 from voiyd.ids import name_problem
 
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses limits below 6 MiB; so do we, for every runtime.
@@ -35,6 +35,7 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 _CAP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+_ANY_IP = "0.0.0.0"
 _PORT_RE = re.compile(
     r"^(?:(?P<ip>[0-9.]+):)?(?P<host>\d+):(?P<container>\d+)(?:/(?P<proto>[A-Za-z]+))?$"
 )
@@ -169,6 +170,8 @@ class Resources(Frozen):
     def _min_memory(cls, value: int | None) -> int | None:
         if value is not None and value < MIN_MEMORY:
             raise ValueError(f"must be at least 6Mi ({MIN_MEMORY} bytes), the runtimes' minimum")
+        if value is not None and value > MAX_MEMORY:
+            raise ValueError(f"must be at most {MAX_MEMORY} bytes")
         return value
 
 
@@ -267,7 +270,9 @@ def _selector_from_any(value: Any) -> Any:
     """Accept upstream's ``{key: value}`` map or a selector string; store the canonical string."""
     try:
         if isinstance(value, Mapping):
-            return str(selector_from_mapping({str(k): str(v) for k, v in value.items()}))
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise ValueError("a node_selector map takes string keys and string values")
+            return str(selector_from_mapping(dict(value)))
         if isinstance(value, list):
             return str(parse_selector(",".join(str(v) for v in value)))
         if isinstance(value, str):
@@ -275,6 +280,17 @@ def _selector_from_any(value: Any) -> Any:
     except SelectorError as exc:
         raise ValueError(str(exc)) from None
     return value
+
+
+def _port_clash(ports: list[PortMapping]) -> PortMapping | None:
+    """The first port whose host side another one already binds (0.0.0.0 binds every address)."""
+    bound: dict[tuple[int, str], set[str]] = {}
+    for port in ports:
+        ips = bound.setdefault((port.host, port.protocol), set())
+        if port.host_ip in ips or (ips and (port.host_ip == _ANY_IP or _ANY_IP in ips)):
+            return port
+        ips.add(port.host_ip)
+    return None
 
 
 class TaskConfig(Frozen):
@@ -325,12 +341,8 @@ class TaskConfig(Frozen):
             raise ValueError("image is required for the docker runtime")
         if self.runtime == "exec" and not self.args:
             raise ValueError("args (the command line) is required for the exec runtime")
-        seen: set[tuple[str, int, str]] = set()
-        for port in self.ports:
-            key = (port.host_ip, port.host, port.protocol)
-            if key in seen:
-                raise ValueError(f"host port {port.host}/{port.protocol} is listed twice")
-            seen.add(key)
+        if clash := _port_clash(self.ports):
+            raise ValueError(f"host port {clash.host}/{clash.protocol} is listed twice")
         dests = [m.destination for m in self.mounts]
         if len(dests) != len(set(dests)):
             raise ValueError("two mounts have the same destination")

@@ -26,6 +26,8 @@ _MEM_UNITS = {
     "ti": 1024**4,
     "tib": 1024**4,
 }
+MAX_MEMORY = 2**63 - 1
+"""The largest size accepted: a signed 64-bit integer, as Docker and SQLite store it."""
 _DUR_RE = re.compile(r"(?P<num>\d+(\.\d+)?)(?P<unit>ms|s|m|h|d)")
 _DUR_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -37,7 +39,10 @@ def parse_memory(text: str) -> int:
         raise ValueError(
             f"{text!r} is not a memory size: use a number and an optional unit (k, m, g, Mi, Gi)"
         )
-    return int(float(m["num"]) * _MEM_UNITS[m["unit"].lower()])
+    size = float(m["num"]) * _MEM_UNITS[m["unit"].lower()]
+    if size > MAX_MEMORY:
+        raise ValueError(f"{text!r} is more memory than any host has (at most {MAX_MEMORY} bytes)")
+    return int(size)
 
 
 def format_memory(size: int) -> str:
@@ -52,7 +57,7 @@ def parse_duration(text: str) -> timedelta:
     """A duration such as ``90s``, ``10m``, ``1h30m``, ``500ms`` or a bare number of seconds."""
     stripped = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?", stripped):
-        return timedelta(seconds=float(stripped))
+        return _seconds(float(stripped), text)
     pos = 0
     total = 0.0
     for m in _DUR_RE.finditer(stripped):
@@ -62,7 +67,14 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if pos != len(stripped) or not stripped:
         raise ValueError(f"{text!r} is not a duration: use e.g. 30s, 10m, 1h30m or 2d")
-    return timedelta(seconds=total)
+    return _seconds(total, text)
+
+
+def _seconds(total: float, text: str) -> timedelta:
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:  # also what an infinite float (a few hundred digits) becomes
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def human_age(seconds: float) -> str:

@@ -85,7 +85,7 @@ async def connect(
             reconnected_cb=on_reconnected,
             closed_cb=on_closed,
             allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
+            max_reconnect_attempts=-1 if reconnect else 1,  # nats-py treats 0 as "forever"
             reconnect_time_wait=1,
             connect_timeout=int(max(1, connect_timeout)),
             ping_interval=10,

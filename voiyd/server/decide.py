@@ -118,7 +118,8 @@ def decide_patch(
             labels.pop(key, None)
         else:
             labels[key] = value
-    meta = parse_model(Meta, {"name": cmd.name, "labels": labels}, prefix="labels")
+    # No prefix: Meta's own loc is already ``labels``, the patch request's field of that name.
+    meta = parse_model(Meta, {"name": cmd.name, "labels": labels})
     config_doc = merge_patch(task.config.model_dump(mode="json"), cmd.config)
     config = parse_model(TaskConfig, config_doc, prefix="config")
     if not cmd.labels and not cmd.config:

@@ -23,7 +23,7 @@ from voiyd.api.views import EventView, TaskView
 from voiyd.bus import codec, subjects
 from voiyd.bus.reader import read_events
 from voiyd.bus.rpc import Handler
-from voiyd.errors import NotFoundError, UnavailableError
+from voiyd.errors import FieldError, InvalidRequestError, NotFoundError, UnavailableError
 from voiyd.events.fold import fold_task
 from voiyd.projection import queries
 from voiyd.projection.consumer import ProjectionFollower
@@ -99,7 +99,16 @@ class Handlers:
     # ---- queries ------------------------------------------------------------------------------
 
     async def _caught_up(self, min_revision: int) -> None:
-        if min_revision and not await self.follower.wait_for(min_revision, self.read_wait_s):
+        if not min_revision or self.follower.applied_seq >= min_revision:
+            return
+        info = await self.js.stream_info(subjects.EVENTS_STREAM)
+        if min_revision > (info.state.last_seq or 0):
+            raise InvalidRequestError(
+                f"min_revision {min_revision} is ahead of the event log (last revision "
+                f"{info.state.last_seq or 0})",
+                [FieldError("min_revision", "no such revision yet")],
+            )
+        if not await self.follower.wait_for(min_revision, self.read_wait_s):
             raise UnavailableError(
                 f"projection is at revision {self.follower.applied_seq}, not yet {min_revision}; "
                 "try again"

@@ -1,0 +1,107 @@
+"""Tasks really run in Docker: real server, scheduler and agent processes, a real engine.
+
+The image is the local ``voiyd-test/busybox:1`` (built with ``docker import``, never pulled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dockerimage import TEST_IMAGE, ImageUnavailable, ensure_test_image
+from tests.e2e.cluster import running_cluster
+from tests.e2e.test_exec_tasks import http_answers
+from tests.natsserver import NatsServer
+
+pytestmark = [pytest.mark.nats, pytest.mark.e2e, pytest.mark.docker]
+
+
+@pytest.fixture
+def docker_image() -> Iterator[str]:
+    problem = ""
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+            problem = "no Docker engine answers"
+        else:
+            ensure_test_image()
+    except (OSError, subprocess.TimeoutExpired, ImageUnavailable) as exc:
+        problem = f"Docker unavailable: {exc}"
+    if problem:
+        if os.environ.get("VOIYD_REQUIRE_DOCKER", "") not in ("", "0"):
+            pytest.fail(f"Docker is required (VOIYD_REQUIRE_DOCKER=1): {problem}")
+        pytest.skip(problem)
+    yield TEST_IMAGE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _containers(node: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=io.voiyd.node={node}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+@pytest.fixture
+def node_name() -> Iterator[str]:
+    name = f"d{os.getpid()}-{os.urandom(3).hex()}"
+    yield name
+    ids = _containers(name)
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60, check=False)
+
+
+async def test_docker_task_runs_answers_then_stop_removes_the_container(
+    nats_server: NatsServer, tmp_path: Path, docker_image: str, node_name: str
+) -> None:
+    async with running_cluster(nats_server, tmp_path) as cluster:
+        cluster.server()
+        cluster.scheduler()
+        cluster.node(node_name, "--runtime", "docker")
+        port = _free_port()
+        await cluster.create(
+            "web",
+            {"image": docker_image, "ports": [f"{port}:80"], "args": ["httpd", "-f", "-p", "80"]},
+        )
+        task = await cluster.wait_phase("web", "running")
+        status = task["status"]
+        assert status["node"] == node_name and status["container_id"] and status["ip"]
+        assert await http_answers(port)
+        assert _containers(node_name) == [status["container_id"][:12]]
+
+        await cluster.api("task", "stop", {"name": "web"})
+        await cluster.wait_phase("web", "stopped")
+        for _ in range(100):
+            if not _containers(node_name):
+                break
+            await asyncio.sleep(0.1)
+        assert _containers(node_name) == []
+        await cluster.api("task", "delete", {"name": "web"})
+        assert (await cluster.api("task", "list", {}))["tasks"] == []
+
+
+async def test_an_image_that_does_not_exist_fails_with_a_clear_reason(
+    nats_server: NatsServer, tmp_path: Path, docker_image: str, node_name: str
+) -> None:
+    async with running_cluster(nats_server, tmp_path) as cluster:
+        cluster.server()
+        cluster.scheduler()
+        cluster.node(node_name, "--runtime", "docker")
+        await cluster.create("ghost", {"image": "voiyd-test/does-not-exist:404"})
+        failed = await cluster.wait_phase("ghost", "failed", timeout=120)
+        assert "image pull failed" in failed["status"]["reason"]
+        assert _containers(node_name) == []
