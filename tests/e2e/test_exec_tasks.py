@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ async def http_answers(port: int, timeout: float = 30) -> bool:
     return False
 
 
-async def _event_types(cluster: Cluster, task: str) -> list[dict[str, object]]:
+async def _event_types(cluster: Cluster, task: str) -> list[dict[str, Any]]:
     out = []
     async for raw in read_events(cluster.nc.jetstream(), subjects.events_filter("task", task)):
         out.append(codec.decode_map(raw.data))
@@ -115,7 +116,7 @@ async def test_on_failure_restarts_with_growing_delays_then_fails(
         assert failed["status"]["restarts"] == 3
         delays = [
             e["data"]["delay_s"]
-            for e in await _event_types(cluster, "flaky")  # type: ignore[index]
+            for e in await _event_types(cluster, "flaky")
             if e["type"] == "task.restarted"
         ]
         assert delays == sorted(delays) and len(delays) == 3 and delays[0] < delays[-1]
@@ -195,3 +196,39 @@ async def test_agents_reconnect_after_a_nats_restart(
         await cluster.create("after", SLEEPER)
         await cluster.wait_phase("after", "running", timeout=90)
         assert (await cluster.task("before"))["status"]["phase"] == "running"
+
+
+async def test_health_probes_report_healthy_and_restart_an_unhealthy_task(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async with running_cluster(nats_server, tmp_path) as cluster:
+        cluster.server()
+        cluster.scheduler()
+        cluster.node("n1", "--runtime", "exec")
+        port = _free_port()
+        server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        fast = {"interval_s": 0.3, "timeout_s": 1, "retries": 2}
+        await cluster.create(
+            "good",
+            {"runtime": "exec", "args": server, "health": {"type": "http", "port": port, **fast}},
+        )
+        await cluster.create(
+            "bad",
+            {
+                "runtime": "exec",
+                "args": ["sleep", "1000"],
+                "restart": {"policy": "on-failure", "max_retries": 1, "backoff_s": 0.1},
+                "health": {"type": "tcp", "port": _free_port(), **fast},
+            },
+        )
+        good = await cluster.wait_task(
+            "good", lambda t: t["status"]["healthy"] is True, what="became healthy"
+        )
+        assert good["status"]["phase"] == "running"
+        bad = await cluster.wait_phase("bad", "failed", timeout=90)
+        assert bad["status"]["restarts"] == 1
+        events = await _event_types(cluster, "bad")
+        unhealthy = [
+            e for e in events if e["type"] == "task.health-changed" and not e["data"]["healthy"]
+        ]
+        assert len(unhealthy) >= 2  # once per placement attempt

@@ -163,6 +163,7 @@ def _placement(task: TaskView, event: PlacementEvent, seq: int) -> TaskView:
                 ip=s.ip,
                 pid=s.pid,
                 exit_code=None,
+                healthy=None,
                 reason="",
                 conditions=_condition(conds, "Running", True, "Started", event),
             )
