@@ -92,8 +92,8 @@ async def test_exec_task_runs_answers_stops_and_is_deleted(
             await asyncio.sleep(0.1)
         assert not _alive(pid)
 
-        await cluster.api("task", "delete", {"name": "web"})
-        listed = await cluster.api("task", "list", {})
+        deleted = await cluster.api("task", "delete", {"name": "web"})
+        listed = await cluster.api("task", "list", {"min_revision": deleted["revision"]})
         assert listed["tasks"] == []
 
 

@@ -55,6 +55,14 @@ class ContainerSpec:
     volumes_dir: Path | None = None
     """Where host-local named volumes live on this node (``<volumes_dir>/<volume>``)."""
 
+    def volume_path(self, volume: str) -> Path:
+        """The host directory of the named volume ``volume`` on this node (not created here)."""
+        if self.volumes_dir is None:
+            raise InvalidSpecError(f"volume {volume!r}: this node has no volumes directory")
+        if volume in ("", ".", "..") or "/" in volume:
+            raise InvalidSpecError(f"{volume!r} is not a volume name")
+        return self.volumes_dir / volume
+
     @property
     def labels(self) -> dict[str, str]:
         return {

@@ -1,0 +1,1 @@
+"""The Runtime contract suite: one set of tests for the fake, exec and Docker runtimes."""
