@@ -23,7 +23,8 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from voiyd import __version__, clock, ids
-from voiyd.agent import health, metrics, probes
+from voiyd.agent import metrics
+from voiyd.agent.monitor import HealthMonitor
 from voiyd.agent.outbox import Outbox
 from voiyd.agent.reconcile import Exited, Memory, Start, Stop, reconcile
 from voiyd.agent.runtimes.protocol import (
@@ -77,9 +78,7 @@ class Agent:
         self._outbox: Outbox | None = None
         self._capacity = settings.capacity or node_capacity()
         self._owner: dict[str, str] = {}
-        self._health: dict[str, health.HealthState] = {}
-        self._native: dict[str, tuple[str, bool]] = {}
-        self._probing: set[str] = set()
+        self._monitor = HealthMonitor(self._runtime_of, self._health_flipped)
         self._used = NodeCapacity()
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -216,55 +215,11 @@ class Agent:
                     self._spawn(action.container.task, self._stop(action))
                 case Exited():
                     self._exited(action)
-        self._health_round(observed)
+        assert self._tg is not None
+        self._monitor.round(observed, self.desired, self._busy, self._tg)
         metrics.RUNNING.set(sum(1 for c in observed if c.state == "running"))
 
     # ---- health -------------------------------------------------------------------------------
-
-    def _health_round(self, observed: list[Observed]) -> None:
-        now = clock.now()
-        live: set[str] = set()
-        for c in observed:
-            a = self.desired.get(c.task)
-            if a is None or a.epoch != c.epoch or c.state != "running" or c.task in self._busy:
-                continue
-            live.add(c.task)
-            if a.config.health is None:
-                self._native_health(c, a)
-                continue
-            st = self._health.get(c.task)
-            if st is None or st.container_id != c.id:
-                st = health.first_state(c.id, c.started_at or now, a.config.health)
-                self._health[c.task] = st
-            if health.due(st, now) and c.task not in self._probing:
-                self._probing.add(c.task)
-                assert self._tg is not None
-                self._tg.create_task(self._probe(c, a, st))
-        for task in set(self._health) - live:
-            del self._health[task]
-
-    async def _probe(self, c: Observed, a: Assignment, st: health.HealthState) -> None:
-        check = a.config.health
-        assert check is not None
-        try:
-            address = health.probe_address(check, a.config.ports, c.ip, a.config.runtime)
-            ok, message = await probes.probe(self._runtime_of(c), c.id, check, address)
-            new, flipped = health.on_result(st, check, ok, message, clock.now())
-            if self._health.get(c.task) is st:
-                self._health[c.task] = new
-            if flipped:
-                self._health_flipped(c, a, bool(new.healthy), new.message)
-        finally:
-            self._probing.discard(c.task)
-
-    def _native_health(self, c: Observed, a: Assignment) -> None:
-        """The image's own HEALTHCHECK (Docker), when the task defines no probe."""
-        if c.health not in ("healthy", "unhealthy"):
-            return
-        healthy = c.health == "healthy"
-        if self._native.get(c.task) != (c.id, healthy):
-            self._native[c.task] = (c.id, healthy)
-            self._health_flipped(c, a, healthy, "" if healthy else "image HEALTHCHECK failing")
 
     def _health_flipped(self, c: Observed, a: Assignment, healthy: bool, message: str) -> None:
         log.info("task %s is %s %s", c.task, "healthy" if healthy else "unhealthy", message)
