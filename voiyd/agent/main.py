@@ -18,6 +18,7 @@ from voiyd.agent.runtimes.docker import DockerRuntime
 from voiyd.agent.runtimes.exec import ExecRuntime
 from voiyd.agent.runtimes.protocol import Runtime
 from voiyd.agent.sysinfo import node_capacity
+from voiyd.api.labels import label_key_problem, label_value_problem
 from voiyd.api.views import NodeCapacity
 from voiyd.bus.connect import NatsOptions
 from voiyd.ids import name_problem
@@ -67,6 +68,9 @@ def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--label")
+        problem = label_key_problem(key) or label_value_problem(value)
+        if problem:
+            raise click.BadParameter(f"{pair!r}: {problem}", param_hint="--label")
         out[key] = value
     return out
 
