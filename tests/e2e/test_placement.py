@@ -41,7 +41,7 @@ async def test_placement_across_two_agents(nats_server: NatsServer, tmp_path: Pa
 
         for i in range(4):
             await cluster.create(f"spread-{i}", sleeper())
-        nodes = Counter()
+        nodes: Counter[str] = Counter()
         for i in range(4):
             nodes[(await cluster.wait_phase(f"spread-{i}", "running"))["status"]["node"]] += 1
         assert nodes == {"n1": 2, "n2": 2}

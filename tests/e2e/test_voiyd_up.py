@@ -82,7 +82,14 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr
         got = up.ctl("get", "tasks")
         assert got.returncode == 0, got.stderr
-        assert "web" in got.stdout and "pending" in got.stdout
+        assert "web" in got.stdout
+        nodes = up.ctl("get", "nodes")
+        assert nodes.returncode == 0, nodes.stderr
+        assert "local" in nodes.stdout and "ready" in nodes.stdout
+        hello = up.ctl("run", "hello", "--runtime", "exec", "--wait", "--", "sleep", "1000")
+        assert hello.returncode == 0, hello.stderr
+        assert "running" in up.ctl("get", "task", "hello").stdout
+        assert up.ctl("delete", "task", "hello").returncode == 0
     finally:
         assert up.stop() == 0
     assert "Traceback" not in up.log.read_text()
