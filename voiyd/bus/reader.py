@@ -71,7 +71,10 @@ async def read_events(
     try:
         if not follow:
             info = await sub.consumer_info()
-            if info.num_pending == 0 and queue.empty():
+            delivered = info.delivered.consumer_seq if info.delivered else 0
+            # Nothing pending and nothing delivered yet: the range is empty. (Delivered messages
+            # may still be on their way to the callback, so "nothing pending" alone is not enough.)
+            if info.num_pending == 0 and not delivered and queue.empty():
                 return
         count = 0
         while True:
