@@ -7,7 +7,8 @@
     ├── ConflictError                conflict    409
     ├── UnavailableError             unavailable 503
     ├── ForbiddenError               forbidden   403
-    └── InternalError                internal    500
+    ├── InternalError                internal    500
+    └── TaskFailedError              (client side: a waited-for task did not reach running)
 
 Library errors (nats, sqlite3, aiodocker) are translated into these at the edge with
 ``raise ... from exc``; callers branch on the class, never on the message. This module does no I/O.
@@ -96,6 +97,13 @@ class ForbiddenError(VoiydError):
 
 class InternalError(VoiydError):
     code = "internal"
+    status = 500
+
+
+class TaskFailedError(VoiydError):
+    """``--wait`` saw the task fail, exit or stop instead of running (never sent on the wire)."""
+
+    code = "task_failed"
     status = 500
 
 

@@ -9,6 +9,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,3 +107,61 @@ async def test_an_image_that_does_not_exist_fails_with_a_clear_reason(
         failed = await cluster.wait_phase("ghost", "failed", timeout=120)
         assert "image pull failed" in failed["status"]["reason"]
         assert _containers(node_name) == []
+
+
+async def test_voiydctl_run_wait_get_stop_delete_with_docker(
+    nats_server: NatsServer, tmp_path: Path, docker_image: str, node_name: str
+) -> None:
+    async with running_cluster(nats_server, tmp_path) as cluster:
+        cluster.server()
+        cluster.scheduler()
+        cluster.node(node_name, "--runtime", "docker")
+        port = _free_port()
+
+        def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "voiyd.cli.main", "--server", nats_server.url, *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        run = await asyncio.to_thread(
+            ctl,
+            "run",
+            "web",
+            "--image",
+            docker_image,
+            "--port",
+            f"{port}:80",
+            "--wait",
+            "--",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        )
+        assert run.returncode == 0, run.stderr
+        assert "running" in run.stderr
+        assert await http_answers(port)
+        wide = await asyncio.to_thread(ctl, "get", "tasks", "-o", "wide")
+        task = await cluster.task("web")
+        row = next(line for line in wide.stdout.splitlines() if line.startswith("web"))
+        for value in (
+            node_name,
+            "running",
+            task["status"]["container_id"][:12],
+            task["status"]["ip"],
+        ):
+            assert value in row, (value, row)
+        stop = await asyncio.to_thread(ctl, "stop", "task", "web")
+        assert stop.returncode == 0, stop.stderr
+        await cluster.wait_phase("web", "stopped")
+        for _ in range(100):
+            if not _containers(node_name):
+                break
+            await asyncio.sleep(0.1)
+        assert _containers(node_name) == []
+        delete = await asyncio.to_thread(ctl, "delete", "task", "web")
+        assert delete.returncode == 0, delete.stderr

@@ -40,6 +40,7 @@ class Up:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Up:
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL
@@ -47,7 +48,7 @@ class Up:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
-            if "voiyd is up" in self.log.read_text():
+            if "voiyd is up" in self.log.read_text()[offset:]:
                 return self
             time.sleep(0.1)
         self.stop()
@@ -90,6 +91,9 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
         assert hello.returncode == 0, hello.stderr
         assert "running" in up.ctl("get", "task", "hello").stdout
         assert up.ctl("delete", "task", "hello").returncode == 0
+        bad = up.ctl("run", "bad", "--runtime", "exec", "--wait", "--", "/no/such/program")
+        assert bad.returncode == 9, bad.stderr
+        assert "task/bad failed on local" in bad.stderr
     finally:
         assert up.stop() == 0
     assert "Traceback" not in up.log.read_text()
@@ -100,7 +104,7 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
     try:
         got = again.ctl("get", "tasks", "-o", "name")
         assert got.returncode == 0, got.stderr
-        assert got.stdout.split() == ["task/web"]
+        assert got.stdout.split() == ["task/bad", "task/web"]
     finally:
         assert again.stop() == 0
 

@@ -26,6 +26,7 @@ from voiyd.errors import (
     InternalError,
     InvalidRequestError,
     NotFoundError,
+    TaskFailedError,
     UnavailableError,
     VoiydError,
 )
@@ -38,6 +39,7 @@ EXIT_CODES: Mapping[type[VoiydError], int] = {
     ConflictError: 6,
     UnavailableError: 7,
     ForbiddenError: 8,
+    TaskFailedError: 9,
 }
 """Exit code per error class; any other ``VoiydError`` (and any bug) exits 1."""
 

@@ -17,6 +17,7 @@ from voiyd.cli.app import App, pass_app, usage
 from voiyd.cli.client import Session
 from voiyd.cli.output import Output
 from voiyd.cli.parse import parse_pairs, parse_target
+from voiyd.cli.wait import wait_running
 
 
 def task_document(name: str, args: tuple[str, ...], opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +64,18 @@ def show_result(out: Output, ref: str, verb: str, reply: WriteReply, fmt: str | 
         report(out, ref, verb, reply)
 
 
+_WAIT = click.option(
+    "--wait", is_flag=True, help="Wait until the task runs; exit 9 if it fails instead."
+)
+_WAIT_TIMEOUT = click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0.1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait with --wait before giving up (exit 7).",
+)
+
+
 @click.command("run")
 @click.argument("name")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -82,6 +95,8 @@ def show_result(out: Output, ref: str, verb: str, reply: WriteReply, fmt: str | 
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a Linux capability.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a Linux capability.")
 @click.option("--dry-run", is_flag=True, help="Validate on the server; create nothing.")
+@_WAIT
+@_WAIT_TIMEOUT
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "name"]), default=None)
 @pass_app
 def run_cmd(app: App, /, name: str, args: tuple[str, ...], **opts: Any) -> None:
@@ -94,7 +109,11 @@ def run_cmd(app: App, /, name: str, args: tuple[str, ...], **opts: Any) -> None:
     body = {"task": doc, "dry_run": dry_run}
 
     async def create(session: Session) -> WriteReply:
-        return await session.write("task", "create", body)
+        reply = await session.write("task", "create", body)
+        if opts["wait"] and not dry_run:
+            task = await wait_running(session, name, reply.revision, opts["wait_timeout"])
+            return reply.model_copy(update={"task": task})
+        return reply
 
     reply = app.run(create)
     assert reply is not None
@@ -113,13 +132,18 @@ def _task_name(kind: str, name: str | None) -> str:
     return parsed_name
 
 
-def _simple_write(app: App, verb: str, past: str, name: str, expected: int | None) -> None:
+def _simple_write(
+    app: App, verb: str, past: str, name: str, expected: int | None, wait: float | None = None
+) -> None:
     body: dict[str, Any] = {"name": name}
     if expected is not None:
         body["expected_revision"] = expected
 
     async def write(session: Session) -> WriteReply:
-        return await session.write("task", verb, body)
+        reply = await session.write("task", verb, body)
+        if wait is not None:
+            await wait_running(session, name, reply.revision, wait)
+        return reply
 
     reply = app.run(write)
     assert reply is not None
@@ -147,10 +171,22 @@ def delete_cmd(app: App, kind: str, name: str | None, expected_revision: int | N
 @click.argument("kind", metavar="task")
 @click.argument("name", required=False)
 @_EXPECTED
+@_WAIT
+@_WAIT_TIMEOUT
 @pass_app
-def start_cmd(app: App, kind: str, name: str | None, expected_revision: int | None) -> None:
+def start_cmd(
+    app: App,
+    kind: str,
+    name: str | None,
+    expected_revision: int | None,
+    wait: bool,
+    wait_timeout: float,
+) -> None:
     """Start a stopped, exited or failed task again."""
-    _simple_write(app, "start", "started", _task_name(kind, name), expected_revision)
+    target = _task_name(kind, name)
+    _simple_write(
+        app, "start", "started", target, expected_revision, wait_timeout if wait else None
+    )
 
 
 @click.command("stop")

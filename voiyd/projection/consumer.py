@@ -19,7 +19,6 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from voiyd.bus import subjects
 from voiyd.bus.reader import RawEvent
-from voiyd.projection import schema
 from voiyd.projection.store import BatchResult, ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,7 @@ class ProjectionFollower:
                 created,
                 last,
             )
-            schema.reset(self.store.db)
-            self.store.last_seq = 0
+            self.store.reset()
         if created and self.store.stream_created != created:
             self.store.set_stream_created(created)
 

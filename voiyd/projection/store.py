@@ -9,6 +9,7 @@ counted and skipped (its sequence still advances), never a crash loop.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from voiyd.bus.subjects import parse_event_subject
 from voiyd.errors import InvalidRequestError
 from voiyd.events import models as ev
 from voiyd.events.fold import evolve_node, evolve_task
+from voiyd.projection import schema
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,34 @@ class BatchResult:
     """Tasks this batch changed, with the node each was on before the batch."""
 
 
+RECENT_TASKS_MAX = 2048
+"""Task views remembered from the latest commits (at least one full batch of the follower).
+
+What was just written is read back at once: the assignment sync after each batch, a write's
+decision, the next batch's fold. Remembering the committed views spares each of those a SQLite
+read and a JSON validation of the whole task. The store is the projection's only writer, so what
+it remembers is exactly what the rows hold."""
+
+
 class ProjectionStore:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         row = db.execute("SELECT last_seq, stream_created FROM _projection WHERE id = 1").fetchone()
         self.last_seq: int = int(row[0])
         self.stream_created: str = str(row[1] or "")
+        self._recent_tasks: dict[str, TaskView | None] = {}
 
     def load_task(self, name: str) -> TaskView | None:
+        if name in self._recent_tasks:
+            return self._recent_tasks[name]
         row = self.db.execute("SELECT doc FROM tasks WHERE name = ?", [name]).fetchone()
         return TaskView.model_validate_json(row[0]) if row else None
+
+    def reset(self) -> None:
+        """Drop every projected row (a rebuild from the start of the log follows)."""
+        schema.reset(self.db)
+        self.last_seq = 0
+        self._recent_tasks.clear()
 
     def load_node(self, name: str) -> NodeView | None:
         row = self.db.execute("SELECT doc FROM nodes WHERE name = ?", [name]).fetchone()
@@ -84,7 +104,16 @@ class ProjectionStore:
             return result
         self._commit(tasks, nodes, revisions, result.last_seq)
         self.last_seq = result.last_seq
+        self._remember(tasks)
         return result
+
+    def _remember(self, tasks: dict[str, TaskView | None]) -> None:
+        recent = self._recent_tasks
+        for name, view in tasks.items():
+            recent.pop(name, None)  # re-inserted last: the oldest write is evicted first
+            recent[name] = view
+        for name in list(itertools.islice(recent, max(0, len(recent) - RECENT_TASKS_MAX))):
+            del recent[name]
 
     def _decode(self, raw: RawEvent) -> ev.AnyEvent | None:
         try:

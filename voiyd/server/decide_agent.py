@@ -159,8 +159,8 @@ def decide_liveness(
 def assignment_for(task: TaskView) -> Assignment | None:
     """What the task's node should hold under ``<node>.<task>``; None when no node should run it."""
     s = task.status
-    if s.node is None or s.desired != "running":
-        return None
+    if s.node is None or s.desired != "running" or s.phase == "failed":
+        return None  # failed is final until an operator starts it again
     return Assignment(
         task=task.meta.name,
         node=s.node,

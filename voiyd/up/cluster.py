@@ -136,8 +136,12 @@ async def _wait_for(what: str, check: object, deadline: float) -> None:
     raise UnavailableError(f"{what} did not become ready: {last}")
 
 
+async def _quiet(exc: Exception) -> None:
+    """Readiness probes expect refusals while a child starts; nothing to log."""
+
+
 async def _jetstream_ready(url: str) -> None:
-    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1)
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1, error_cb=_quiet)
     try:
         await ensure_streams(nc.jetstream())
     finally:
@@ -145,7 +149,7 @@ async def _jetstream_ready(url: str) -> None:
 
 
 async def _api_ready(url: str) -> None:
-    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1)
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1, error_cb=_quiet)
     try:
         await call(nc, subjects.api("system", "info"), {}, timeout=1.0)
     finally:
