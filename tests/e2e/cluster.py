@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -77,6 +80,29 @@ class Cluster:
     def stop_all(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        kill_exec_tasks(self.workdir)
+
+
+def kill_exec_tasks(workdir: Path) -> int:
+    """Kill the process groups of exec tasks started under ``workdir``.
+
+    Exec tasks outlive their agent on purpose (adoption), so a test that ran agents must end
+    them itself; they are found by their shim's command line, which names their state dir.
+    """
+    killed = 0
+    needle = str(workdir).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"voiyd.agent.runtimes.exec_shim" in cmdline and needle in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(int(proc.name)), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 @asynccontextmanager

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.cluster import kill_exec_tasks
+
 pytestmark = [pytest.mark.nats, pytest.mark.e2e]
 
 BIN = Path(sys.executable).parent
@@ -107,6 +109,7 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
         assert got.stdout.split() == ["task/bad", "task/web"]
     finally:
         assert again.stop() == 0
+        kill_exec_tasks(tmp_path)
 
 
 def test_a_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:

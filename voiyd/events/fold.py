@@ -72,8 +72,9 @@ def _with_status(task: TaskView, event: ev.Event, seq: int, **changes: object) -
 
 def _created(event: ev.TaskCreated, seq: int) -> TaskView:
     data = event.data
-    return TaskView(
-        meta=Meta(name=data.name, labels=data.labels),
+    # Everything here was validated with the event; constructing skips validating it again.
+    return TaskView.model_construct(
+        meta=Meta.model_construct(name=data.name, labels=data.labels),
         config=data.config,
         status=TaskStatus(),
         revision=seq,

@@ -45,7 +45,8 @@ class TaskSpecData(_Frozen):
 
     @classmethod
     def from_doc(cls, doc: TaskDoc) -> TaskSpecData:
-        return cls(name=doc.meta.name, labels=doc.meta.labels, config=doc.config)
+        # The document is validated already; constructing skips validating it a second time.
+        return cls.model_construct(name=doc.meta.name, labels=doc.meta.labels, config=doc.config)
 
 
 class TaskCreated(Event):

@@ -117,7 +117,7 @@ class ProjectionStore:
 
     def _decode(self, raw: RawEvent) -> ev.AnyEvent | None:
         try:
-            payload = codec.decode_map(raw.data)
+            payload = codec.decode_map(raw.data, trusted=True)
             event = ev.decode_event(payload)
             kind, name = parse_event_subject(raw.subject)
         except (InvalidRequestError, ValidationError, ValueError) as exc:
