@@ -4,6 +4,8 @@ An agent ships a task's output in small batches: each ``LogBatch`` carries the p
 (node, epoch) and lines numbered per placement (``n`` starts at 1 for each epoch and never
 repeats, so a reader can tell gaps and duplicates). A line longer than ``MAX_LINE`` is split
 into parts (``partial`` on all but the last); output that is not UTF-8 travels as bytes.
+When a container's output ends, the agent sends a batch with ``eof`` set (after every line of
+that container), so a follower can end cleanly instead of guessing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class LogBatch(Frozen):
     task: Name
     node: Name
     epoch: int = Field(ge=1)
-    lines: list[LogLine] = Field(min_length=1)
+    container_id: str = ""
+    lines: list[LogLine] = Field(default_factory=list)
     dropped: int = Field(default=0, ge=0)
     """Lines this agent had to drop for this placement so far (buffer full while NATS was away)."""
+    eof: bool = False
+    """The container's output has ended and every line before this batch was shipped."""
