@@ -40,7 +40,9 @@ BUILDERS: list[tuple[str, Callable[[str], str]]] = [
     ("agent-heartbeat", subjects.agent_heartbeat),
     ("agent-report", subjects.agent_report),
     ("agent-control", lambda n: subjects.agent_control(n, "logs")),
-    ("logs", subjects.logs),
+    ("logs-node", lambda n: subjects.logs(n, "web")),
+    ("logs-task", lambda n: subjects.logs("n1", n)),
+    ("logs-filter", subjects.logs_filter),
     ("assignment-node", lambda n: subjects.assignment_key(n, "web")),
     ("assignment-task", lambda n: subjects.assignment_key("n1", n)),
 ]
@@ -78,7 +80,8 @@ def test_every_builder_validates_its_names(build: Callable[[str], str], value: s
         pytest.param(
             subjects.agent_control("n1", "exec"), "voiyd.agent.n1.control.exec", id="control"
         ),
-        pytest.param(subjects.logs("web"), "voiyd.logs.web", id="logs"),
+        pytest.param(subjects.logs("n1", "web"), "voiyd.logs.n1.web", id="logs"),
+        pytest.param(subjects.logs_filter("web"), "voiyd.logs.*.web", id="logs-filter"),
         pytest.param(subjects.assignment_key("n1", "web"), "n1.web", id="assignment-key"),
     ],
 )

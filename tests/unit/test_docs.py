@@ -235,7 +235,7 @@ NAMES = [
     f"{subjects.AGENT_PREFIX}.<node>.heartbeat",
     f"{subjects.AGENT_PREFIX}.<node>.report",
     f"{subjects.AGENT_PREFIX}.<node>.control.<verb>",
-    f"{subjects.LOGS_PREFIX}.<task>",
+    f"{subjects.LOGS_PREFIX}.<node>.<task>",
     f"{subjects.API_PREFIX}.logs.<verb>",
 ]
 
@@ -264,7 +264,7 @@ def test_the_event_stream_settings_are_the_ones_the_code_creates() -> None:
 def test_the_log_stream_limits_are_the_defaults_the_code_creates() -> None:
     limits = LogLimits()
     body = under(
-        f"## Logs: `{subjects.LOGS_PREFIX}.<task>` and `{subjects.API_PREFIX}.logs.<verb>`"
+        f"## Logs: `{subjects.LOGS_PREFIX}.<node>.<task>` and `{subjects.API_PREFIX}.logs.<verb>`"
     )
     assert f"{limits.max_age_s / 86400:g} days" in table_row(body, "`max_age`")
     assert f"{limits.max_bytes / 1024**3:g} GiB" in table_row(body, "`max_bytes`")

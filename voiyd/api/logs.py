@@ -1,4 +1,4 @@
-"""CORE: the shapes of task logs on ``voiyd.logs.<task>`` (stream ``VOIYD_LOGS``).
+"""CORE: the shapes of task logs on ``voiyd.logs.<node>.<task>`` (stream ``VOIYD_LOGS``).
 
 An agent ships a task's output in small batches: each ``LogBatch`` carries the placement
 (node, epoch) and lines numbered per placement (``n`` starts at 1 for each epoch and never

@@ -99,6 +99,8 @@ class PortMapping(Frozen):
     @field_validator("host_ip")
     @classmethod
     def _ip(cls, value: str) -> str:
+        if value == _ANY_IP:
+            return value  # the common case, without parsing it
         try:
             ipaddress.IPv4Address(value)
         except ValueError:

@@ -93,8 +93,18 @@ def agent_control(node: str, verb: str) -> str:
     return f"{AGENT_PREFIX}.{token(node, 'node')}.control.{verb}"
 
 
-def logs(task: str) -> str:
-    return f"{LOGS_PREFIX}.{token(task, 'task')}"
+def logs(node: str, task: str) -> str:
+    """``voiyd.logs.<node>.<task>``: one task's output as shipped by one node.
+
+    The node is in the subject so that a node's NATS user can be allowed to publish the logs of
+    its own tasks only (``voiyd.logs.<node>.>``); readers of a task use ``logs_filter``.
+    """
+    return f"{LOGS_PREFIX}.{token(node, 'node')}.{token(task, 'task')}"
+
+
+def logs_filter(task: str) -> str:
+    """Every node's output of one task: ``voiyd.logs.*.<task>``."""
+    return f"{LOGS_PREFIX}.*.{token(task, 'task')}"
 
 
 def assignment_key(node: str, task: str) -> str:
