@@ -20,9 +20,11 @@ up: install
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+LINT_DIRS := voiyd tests benchmarks $(wildcard examples)
+
 lint: install
-	$(BIN)/ruff format --check voiyd tests benchmarks examples
-	$(BIN)/ruff check voiyd tests benchmarks examples
+	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/ruff check $(LINT_DIRS)
 
 typecheck: install
 	$(BIN)/mypy
