@@ -144,6 +144,9 @@ def main(
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            # Replies to this node arrive under its own inbox prefix, so its credentials can be
+            # limited to subscribing there (and nowhere else).
+            inbox_prefix=f"_INBOX.{name}",
         ),
         labels=_labels(labels),
         data_dir=data_dir,
