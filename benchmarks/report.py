@@ -228,9 +228,15 @@ def _md(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 PLACEMENT_HEADER = ("scheduler placement", "figure", "target")
+DOCKER_HEADER = ("docker tasks (submit to running, agent memory)", "figure", "target")
+Rows = Sequence[tuple[str, str, str]]
 
 
-def text_table(report: Report | None, placement: bench_placement.PlacementResults | None) -> str:
+def text_table(
+    report: Report | None,
+    placement: bench_placement.PlacementResults | None,
+    docker: Rows = (),
+) -> str:
     lines: list[str] = []
     if report is not None:
         lines += [
@@ -243,10 +249,14 @@ def text_table(report: Report | None, placement: bench_placement.PlacementResult
         ]
     if placement is not None:
         lines += ["", *_text(PLACEMENT_HEADER, bench_placement.rows(placement))]
+    if docker:
+        lines += ["", *_text(DOCKER_HEADER, docker)]
     return "\n".join(lines)
 
 
-def markdown(report: Report, placement: bench_placement.PlacementResults | None) -> str:
+def markdown(
+    report: Report, placement: bench_placement.PlacementResults | None, docker: Rows = ()
+) -> str:
     m = report.machine
     main = [
         (name, voiyd, base, ratio, target, "yes" if met == "yes" else ("**no**" if met else ""))
@@ -274,6 +284,14 @@ def markdown(report: Report, placement: bench_placement.PlacementResults | None)
             "run after the above):",
             "",
             *_md(PLACEMENT_HEADER, rows),
+        ]
+    if docker:
+        lines += [
+            "",
+            "Docker tasks (`benchmarks/bench_docker.py`: server, scheduler and a docker agent as "
+            "processes, beside direct aiodocker starts in the same run):",
+            "",
+            *_md(DOCKER_HEADER, [(n.strip(), f, t) for n, f, t in docker]),
         ]
     return "\n".join([*lines, END])
 

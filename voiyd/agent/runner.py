@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 ROUND_PERIOD_S = 1.0
 USAGE_PERIOD_S = 10.0
 MAX_PARALLEL_STARTS = 8
+MAX_PARALLEL_STOPS = 16
+DEFAULT_STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ class Agent:
         self.joined = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
-        self._slots = asyncio.Semaphore(MAX_PARALLEL_STARTS)
+        # Starts and stops queue separately: a mass delete must not hold up new starts.
+        self._start_slots = asyncio.Semaphore(MAX_PARALLEL_STARTS)
+        self._stop_slots = asyncio.Semaphore(MAX_PARALLEL_STOPS)
+        self._stop_timeouts: dict[str, float] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._nc: Client | None = None
         self._outbox: Outbox | None = None
@@ -176,7 +181,9 @@ class Agent:
     def _apply_entry(self, key: str, value: bytes | None, operation: str | None) -> None:
         task = key.split(".", 1)[1]
         if operation in ("DEL", "PURGE") or not value:
-            self.desired.pop(task, None)
+            gone = self.desired.pop(task, None)
+            if gone is not None:  # its containers still stop with the task's own grace
+                self._stop_timeouts[task] = gone.config.stop_timeout_s
         else:
             try:
                 a = Assignment.model_validate(codec.decode_map(value))
@@ -212,7 +219,7 @@ class Agent:
                 case Start():
                     self._spawn(action.assignment.task, self._start(action))
                 case Stop():
-                    self._spawn(action.container.task, self._stop(action))
+                    self._spawn(action.container.task, self._stop(action), stopping=True)
                 case Exited():
                     self._exited(action)
         assert self._tg is not None
@@ -226,18 +233,18 @@ class Agent:
         self._report(c.task, c.epoch, "health", healthy=healthy, reason=message)
         if not healthy and c.task not in self._busy:
             # Stop it: the exit goes through the restart policy like any other.
-            self._spawn(c.task, self._stop_unhealthy(c, a))
+            self._spawn(c.task, self._stop_unhealthy(c, a), stopping=True)
 
     async def _stop_unhealthy(self, c: Observed, a: Assignment) -> None:
         await self._runtime_of(c).stop(c.id, a.config.stop_timeout_s)
 
-    def _spawn(self, task: str, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, task: str, coro: Coroutine[Any, Any, None], *, stopping: bool = False) -> None:
         assert self._tg is not None
         self._busy.add(task)
 
         async def guarded() -> None:
             try:
-                async with self._slots:
+                async with self._stop_slots if stopping else self._start_slots:
                     await coro
             finally:
                 self._busy.discard(task)
@@ -299,7 +306,10 @@ class Agent:
         c = action.container
         runtime = self._runtime_of(c)
         a = self.desired.get(c.task)
-        timeout = a.config.stop_timeout_s if a is not None else 10.0
+        if a is not None:
+            timeout = a.config.stop_timeout_s
+        else:
+            timeout = self._stop_timeouts.pop(c.task, DEFAULT_STOP_TIMEOUT_S)
         log.info("stopping %s (task %s epoch %d): %s", c.id[:12], c.task, c.epoch, action.reason)
         await runtime.stop(c.id, timeout)
         await runtime.remove(c.id)
