@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from tests.dockerimage import TEST_IMAGE, ImageUnavailable, ensure_test_image
 from voiyd.agent.runtimes.docker import DockerRuntime
 from voiyd.agent.runtimes.exec import ExecRuntime
 from voiyd.agent.runtimes.fake import FakeRuntime
-from voiyd.agent.runtimes.protocol import ContainerSpec, Observed, Runtime
+from voiyd.agent.runtimes.protocol import ContainerSpec, LogStream, Observed, Runtime
 from voiyd.api.specs import TaskConfig
 
 Kind = Literal["fake", "exec", "docker"]
@@ -90,6 +90,15 @@ class Kit:
     def script_exit(self, container_id: str, code: int) -> None:
         """The fake runs no command: tell it what the command would have done."""
         if self.kind == "fake":
+            self.fake.exit(container_id, code)
+
+    def script_output(
+        self, container_id: str, lines: Sequence[tuple[LogStream, bytes]], code: int = 0
+    ) -> None:
+        """The fake runs no command: say what it printed (lines without newlines), then exit."""
+        if self.kind == "fake":
+            for stream, data in lines:
+                self.fake.emit(container_id, stream, data)
             self.fake.exit(container_id, code)
 
     async def cleanup(self) -> None:

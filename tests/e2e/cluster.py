@@ -14,7 +14,13 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
-from tests.e2e.procs import DaemonProcess, voiyd_node, voiyd_scheduler, voiyd_server
+from tests.e2e.procs import (
+    DaemonProcess,
+    voiyd_logrelay,
+    voiyd_node,
+    voiyd_scheduler,
+    voiyd_server,
+)
 from tests.natsserver import NatsServer
 from voiyd.bus import subjects
 from voiyd.bus.rpc import call
@@ -40,6 +46,9 @@ class Cluster:
 
     def scheduler(self) -> DaemonProcess:
         return self._track(voiyd_scheduler(self.nats.url, self.workdir).start())
+
+    def logrelay(self, name: str = "logrelay", *extra: str) -> DaemonProcess:
+        return self._track(voiyd_logrelay(self.nats.url, self.workdir, name, *extra).start())
 
     def node(self, name: str, *extra: str) -> DaemonProcess:
         proc = voiyd_node(self.nats.url, name, self.workdir / f"node-{name}", *extra)

@@ -93,3 +93,14 @@ def voiyd_node(nats_url: str, name: str, data_dir: Path, *extra: str) -> DaemonP
         data_dir.parent / f"node-{name}.log",
         f"node {name} joined",
     )
+
+
+def voiyd_logrelay(
+    nats_url: str, log_dir: Path, name: str = "logrelay", *extra: str
+) -> DaemonProcess:
+    return DaemonProcess(
+        "voiyd.logrelay.main",
+        ["--nats-url", nats_url, *extra],
+        log_dir / f"{name}.log",
+        " ready: serving ",
+    )

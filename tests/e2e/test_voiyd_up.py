@@ -93,6 +93,12 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
         assert hello.returncode == 0, hello.stderr
         assert "running" in up.ctl("get", "task", "hello").stdout
         assert up.ctl("delete", "task", "hello").returncode == 0
+        greet = up.ctl(
+            "run", "greet", "--runtime", "exec", "--restart", "never", "--", "echo", "hi"
+        )
+        assert greet.returncode == 0, greet.stderr
+        logs = up.ctl("logs", "-f", "greet")  # the log relay runs too; -f ends with the task
+        assert (logs.returncode, logs.stdout) == (0, "hi\n"), logs.stderr
         bad = up.ctl("run", "bad", "--runtime", "exec", "--wait", "--", "/no/such/program")
         assert bad.returncode == 9, bad.stderr
         assert "task/bad failed on local" in bad.stderr
@@ -106,7 +112,7 @@ def test_up_run_get_then_resume_after_ctrl_c(tmp_path: Path) -> None:
     try:
         got = again.ctl("get", "tasks", "-o", "name")
         assert got.returncode == 0, got.stderr
-        assert got.stdout.split() == ["task/bad", "task/web"]
+        assert got.stdout.split() == ["task/bad", "task/greet", "task/web"]
     finally:
         assert again.stop() == 0
         kill_exec_tasks(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,6 +129,6 @@ def test_describe_task_shows_spec_status_and_events() -> None:
     text = describe.describe_task(_task(phase="running", node="n1", pid=42), [event], NOW)
     assert "Name:       web" in text
     assert "  Memory:        256Mi" in text
-    assert "  Phase:     running" in text
-    assert "  PID:       42" in text
+    assert re.search(r"^  Phase: +running$", text, re.M)
+    assert re.search(r"^  PID: +42$", text, re.M)
     assert "  7     5m    task.created   me" in text

@@ -513,3 +513,36 @@ def test_node_event_for_an_unknown_node_changes_nothing(event: NodeEvent) -> Non
 def test_fold_node_refuses_a_task_event() -> None:
     with pytest.raises(TypeError, match=r"task\.created is not a node event"):
         fold_node(None, created(), 1)
+
+
+# ---- dropped log lines ------------------------------------------------------------------------
+
+
+def dropped(count: int, minutes: int = 3, node: str = "n1", epoch: int = 1) -> ev.TaskLogsDropped:
+    data = ev.LogsDroppedData(**place(node=node, epoch=epoch), dropped=count)
+    return ev.TaskLogsDropped(**env(minutes), data=data)
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        pytest.param([dropped(5)], 5, id="first-report"),
+        pytest.param([dropped(5), dropped(9, 4)], 9, id="running-total"),
+        pytest.param([dropped(9), dropped(5, 4)], 9, id="never-goes-back"),
+        pytest.param([dropped(5, node="n2")], 0, id="other-node-changes-nothing"),
+        pytest.param([dropped(5, epoch=2)], 0, id="other-epoch-changes-nothing"),
+    ],
+)
+def test_logs_dropped_folds_the_current_placements_total(
+    events: list[ev.TaskLogsDropped], expected: int
+) -> None:
+    after = fold(*events, task=running(), start_seq=4)
+    assert after.status.logs_dropped == expected
+    assert after.revision == 3 + len(events)
+    assert after.status.phase == "running"
+
+
+def test_a_new_placement_starts_with_no_dropped_lines() -> None:
+    moved = ev.TaskScheduled(**env(5), data=ev.PlacementData(**place(node="n2", epoch=2)))
+    after = fold(dropped(7), moved, task=running(), start_seq=4)
+    assert after.status.logs_dropped == 0

@@ -117,6 +117,7 @@ def test_report_from_a_stale_placement_is_refused(
         ("stopped", {}, ev.TaskStopped),
         ("failed", {"reason": "image pull failed"}, ev.TaskFailed),
         ("health", {"healthy": False, "reason": "http 500"}, ev.TaskHealthChanged),
+        ("logs", {"dropped": 40}, ev.TaskLogsDropped),
     ],
 )
 def test_report_from_the_current_placement_becomes_its_event(
@@ -160,3 +161,27 @@ def test_assignment_exists_only_for_placed_tasks_that_should_run() -> None:
         update={"status": TaskStatus(node="n1", epoch=2, desired="stopped")}
     )
     assert assignment_for(stopped) is None
+
+
+@pytest.mark.parametrize(
+    ("already", "reported", "appends"),
+    [
+        pytest.param(0, 40, True, id="first-drops"),
+        pytest.param(40, 90, True, id="more-drops"),
+        pytest.param(40, 40, False, id="same-count-resent"),
+        pytest.param(90, 40, False, id="overtaken-by-a-later-report"),
+        pytest.param(0, 0, False, id="nothing-dropped"),
+    ],
+)
+def test_a_logs_report_appends_only_a_count_the_status_has_not_reached(
+    already: int, reported: int, appends: bool
+) -> None:
+    view = task(phase="running").model_copy(
+        update={"status": TaskStatus(node="n1", epoch=2, phase="running", logs_dropped=already)}
+    )
+    outcome = decide_report(report("logs", dropped=reported), view, CTX)
+    if appends:
+        assert isinstance(outcome, ev.TaskLogsDropped)
+        assert (outcome.data.node, outcome.data.epoch, outcome.data.dropped) == ("n1", 2, reported)
+    else:
+        assert outcome is None

@@ -13,6 +13,7 @@ import rich_click as click
 from prometheus_client import start_http_server
 
 from voiyd import logs
+from voiyd.agent.logship import DEFAULT_BUFFER
 from voiyd.agent.runner import Agent, AgentSettings
 from voiyd.agent.runtimes.docker import DockerRuntime
 from voiyd.agent.runtimes.exec import ExecRuntime
@@ -106,6 +107,14 @@ def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--cpus", type=float, default=None, help="Capacity to offer (default: all CPUs).")
 @click.option("--memory", type=int, default=None, help="Memory to offer in bytes (default: all).")
 @click.option("--heartbeat", type=float, default=2.0, show_default=True, help="Seconds.")
+@click.option(
+    "--log-buffer",
+    type=click.IntRange(min=64 * 1024),
+    default=DEFAULT_BUFFER,
+    show_default=True,
+    help="Bytes of task log lines held while NATS does not acknowledge them; beyond, "
+    "new lines are dropped and counted.",
+)
 @click.option("--metrics-port", type=int, default=None)
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
@@ -122,6 +131,7 @@ def main(
     cpus: float | None,
     memory: int | None,
     heartbeat: float,
+    log_buffer: int,
     metrics_port: int | None,
     metrics_host: str,
     log_level: str,
@@ -152,6 +162,7 @@ def main(
         data_dir=data_dir,
         heartbeat_s=heartbeat,
         capacity=capacity,
+        log_buffer=log_buffer,
     )
     asyncio.run(_run(settings, runtimes))
 

@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 
 from voiyd import __version__, clock, ids
 from voiyd.agent import metrics
+from voiyd.agent.logship import DEFAULT_BUFFER, LogShipping
 from voiyd.agent.monitor import HealthMonitor
 from voiyd.agent.outbox import Outbox
 from voiyd.agent.reconcile import Exited, Memory, Start, Stop, reconcile
@@ -39,6 +40,7 @@ from voiyd.api.agent import Assignment, Heartbeat, NodeJoin, TaskReport, TaskRep
 from voiyd.api.views import NodeCapacity
 from voiyd.bus import codec, subjects
 from voiyd.bus.connect import NatsOptions, connect
+from voiyd.bus.kvwatch import KeyWatch
 from voiyd.errors import InvalidRequestError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class AgentSettings:
     data_dir: Path = Path("voiyd-node-data")
     heartbeat_s: float = 2.0
     capacity: NodeCapacity | None = None
+    log_buffer: int = DEFAULT_BUFFER
+    """Bytes of log lines the node holds while NATS does not acknowledge them; then it drops."""
 
     @property
     def volumes_dir(self) -> Path:
@@ -85,6 +89,7 @@ class Agent:
         self._owner: dict[str, str] = {}
         self._monitor = HealthMonitor(self._runtime_of, self._health_flipped)
         self._used = NodeCapacity()
+        self._logs = LogShipping(self.node, settings.data_dir, settings.log_buffer, self._report)
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -98,11 +103,12 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 tg.create_task(self._outbox.run(stop))
+                tg.create_task(self._logs.run(nc, stop))
                 await self._join(stop)
                 kv = await self._bucket(stop)
                 if kv is None:
                     return
-                tg.create_task(self._watch(kv, stop))
+                tg.create_task(self._watch(stop))
                 tg.create_task(self._heartbeats(stop))
                 tg.create_task(self._sample_usage(stop))
                 await self._loop(stop)
@@ -164,19 +170,15 @@ class Agent:
 
     # ---- assignments --------------------------------------------------------------------------
 
-    async def _watch(self, kv: KeyValue, stop: asyncio.Event) -> None:
-        """Follow ``<node>.*`` in the assignments bucket (initial values, then every change)."""
-        assert self._tg is not None
-        watcher = await kv.watch(f"{self.node}.*")
+    async def _watch(self, stop: asyncio.Event) -> None:
+        """Follow ``<node>.*`` in the assignments bucket (initial values, then every change).
 
-        async def stop_watching() -> None:
-            await stop.wait()
-            await watcher.stop()  # type: ignore[no-untyped-call]
-
-        self._tg.create_task(stop_watching())
-        async for entry in watcher:
-            if entry is not None:
-                self._apply_entry(entry.key, entry.value, entry.operation)
+        ``KeyWatch`` names its filter in the consumer-create subject, so this node's NATS
+        credentials can allow reading its own keys and nothing else (docs/security.md).
+        """
+        assert self._nc is not None
+        watch = KeyWatch(self._nc, subjects.ASSIGNMENTS_BUCKET, f"{self.node}.*")
+        await watch.run(lambda c: self._apply_entry(c.key, c.value, c.operation), stop)
 
     def _apply_entry(self, key: str, value: bytes | None, operation: str | None) -> None:
         task = key.split(".", 1)[1]
@@ -209,7 +211,9 @@ class Agent:
 
     async def step(self) -> None:
         """Reconcile once: list, decide (pure), act."""
-        observed = [c for c in await self.observe() if c.task not in self._busy]
+        found = await self.observe()
+        self._logs.sync(found, self.desired, self._runtime_of)
+        observed = [c for c in found if c.task not in self._busy]
         desired = {t: a for t, a in self.desired.items() if t not in self._busy}
         memory = {t: m for t, m in self.memory.items() if t not in self._busy}
         plan = reconcile(desired, observed, memory, clock.now())
@@ -260,6 +264,7 @@ class Agent:
             return
         try:
             if action.replaces:
+                await self._logs.drained(action.replaces)  # its last lines are read first
                 await runtime.remove(action.replaces)
             if a.config.image and a.config.runtime != "exec":
                 await self._pull(runtime, a)
@@ -312,6 +317,7 @@ class Agent:
             timeout = self._stop_timeouts.pop(c.task, DEFAULT_STOP_TIMEOUT_S)
         log.info("stopping %s (task %s epoch %d): %s", c.id[:12], c.task, c.epoch, action.reason)
         await runtime.stop(c.id, timeout)
+        await self._logs.drained(c.id)
         await runtime.remove(c.id)
         metrics.STOPS.inc()
         if action.report:

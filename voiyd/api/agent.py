@@ -42,7 +42,7 @@ class NodeJoin(Frozen):
 
 
 TaskReportKind = Literal[
-    "pulling", "starting", "started", "health", "exited", "restarted", "stopped", "failed"
+    "pulling", "starting", "started", "health", "exited", "restarted", "stopped", "failed", "logs"
 ]
 
 
@@ -64,6 +64,8 @@ class TaskReport(Frozen):
     delay_s: float | None = Field(default=None, ge=0)
     healthy: bool | None = None
     reason: str = Field(default="", max_length=4096)
+    dropped: int | None = Field(default=None, ge=0)
+    """For ``logs``: log lines of this placement the agent had to drop so far (never decreases)."""
 
 
 AgentReport = Annotated[NodeJoin | TaskReport, Field(discriminator="kind")]

@@ -48,6 +48,8 @@ class TaskStatus(Frozen):
     healthy: bool | None = None
     reason: str = ""
     conditions: list[Condition] = Field(default_factory=list)
+    logs_dropped: int = 0
+    """Log lines of the current placement its agent dropped (buffer full while NATS was away)."""
 
 
 class TaskView(Frozen):

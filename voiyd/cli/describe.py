@@ -74,6 +74,7 @@ def task_status(st: TaskStatus) -> list[Field]:
         ("Exit code", _opt(st.exit_code)),
         ("Restarts", str(st.restarts)),
         ("Healthy", NONE if st.healthy is None else ("yes" if st.healthy else "no")),
+        ("Logs dropped", str(st.logs_dropped)),
         ("Reason", _opt(st.reason)),
     ]
 

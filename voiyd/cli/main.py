@@ -24,6 +24,7 @@ from voiyd.cli.apply import apply_cmd
 from voiyd.cli.contexts import config_group
 from voiyd.cli.events import events_cmd
 from voiyd.cli.get import describe_cmd, get_cmd
+from voiyd.cli.logs import logs_cmd
 from voiyd.cli.output import Output, exit_code
 from voiyd.cli.tasks import delete_cmd, run_cmd, start_cmd, stop_cmd
 from voiyd.errors import VoiydError
@@ -159,6 +160,7 @@ for _command in (
     start_cmd,
     stop_cmd,
     events_cmd,
+    logs_cmd,
 ):
     cli.add_command(_command)
 

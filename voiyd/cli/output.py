@@ -78,6 +78,10 @@ class Output:
     def note(self, text: str) -> None:
         click.echo(text, err=True)
 
+    def raw(self, data: bytes) -> None:
+        """Bytes to stdout as they are (a task's output), flushed at once."""
+        click.echo(data, nl=False)
+
     def data(self, value: Any, fmt: str) -> None:
         """Print ``value`` as ``json`` or ``yaml``."""
         self.line(to_yaml(value) if fmt == "yaml" else to_json(value))

@@ -30,6 +30,7 @@ TaskEvent = (
     | ev.TaskRestarted
     | ev.TaskStopped
     | ev.TaskFailed
+    | ev.TaskLogsDropped
 )
 NodeEvent = (
     ev.NodeJoined
@@ -215,6 +216,14 @@ def _placement(task: TaskView, event: PlacementEvent, seq: int) -> TaskView:
             assert_never(event)
 
 
+def _logs_dropped(task: TaskView, event: ev.TaskLogsDropped, seq: int) -> TaskView:
+    """The agent's running total for the current placement; a stale placement changes nothing."""
+    d = event.data
+    if d.epoch != task.status.epoch or d.node != task.status.node:
+        return task.model_copy(update={"revision": seq})
+    return _with_status(task, event, seq, logs_dropped=max(task.status.logs_dropped, d.dropped))
+
+
 def evolve_task(  # noqa: C901 - one case per event type, so mypy checks that none is missing
     task: TaskView | None, event: TaskEvent, seq: int
 ) -> TaskView | None:
@@ -247,6 +256,7 @@ def evolve_task(  # noqa: C901 - one case per event type, so mypy checks that no
                 pid=None,
                 exit_code=None,
                 healthy=None,
+                logs_dropped=0,
                 conditions=_condition(
                     task.status.conditions, "Scheduled", True, "Scheduled", event
                 ),
@@ -285,6 +295,8 @@ def evolve_task(  # noqa: C901 - one case per event type, so mypy checks that no
             return _with_status(
                 task, event, seq, phase="failed", reason=f.reason, exit_code=f.exit_code, pid=None
             )
+        case ev.TaskLogsDropped():
+            return _logs_dropped(task, event, seq)
         case (
             ev.TaskPulling()
             | ev.TaskStarting()

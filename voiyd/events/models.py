@@ -166,6 +166,17 @@ class TaskStopped(Event):
     data: PlacementData
 
 
+class LogsDroppedData(PlacementData):
+    dropped: int = Field(ge=1)
+
+
+class TaskLogsDropped(Event):
+    """The placement's agent had to drop log lines; ``dropped`` is its total so far."""
+
+    type: Literal["task.logs-dropped"] = "task.logs-dropped"
+    data: LogsDroppedData
+
+
 class FailedData(_Frozen):
     name: Name
     node: Name | None = None
@@ -327,6 +338,7 @@ AnyEvent = Annotated[
     | TaskRestarted
     | TaskStopped
     | TaskFailed
+    | TaskLogsDropped
     | NodeJoined
     | NodeReady
     | NodeNotReady

@@ -210,6 +210,7 @@ _TASK_EVENTS = (
     ev.TaskRestarted,
     ev.TaskStopped,
     ev.TaskFailed,
+    ev.TaskLogsDropped,
 )
 _NODE_EVENTS = (
     ev.NodeJoined,

@@ -85,6 +85,10 @@ def _report_event(report: TaskReport, ctx: Context) -> ev.AnyEvent:
             )
         case "stopped":
             return ev.TaskStopped(**env, data=ev.PlacementData(**p))
+        case "logs":
+            return ev.TaskLogsDropped(
+                **env, data=ev.LogsDroppedData(**p, dropped=report.dropped or 0)
+            )
         case "failed":
             return ev.TaskFailed(
                 **env,
@@ -110,6 +114,8 @@ def _redundant(report: TaskReport, task: TaskView) -> bool:
             return s.phase in ("exited", "failed") and s.exit_code == report.exit_code
         case "health":
             return s.healthy == report.healthy
+        case "logs":  # a count the status has reached already (re-sent, or overtaken)
+            return (report.dropped or 0) <= s.logs_dropped
         case _:
             return False
 

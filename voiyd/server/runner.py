@@ -25,7 +25,7 @@ from voiyd import __version__, ids
 from voiyd.bus import subjects
 from voiyd.bus.connect import NatsOptions, connect
 from voiyd.bus.rpc import ApiService
-from voiyd.bus.streams import ensure_streams
+from voiyd.bus.streams import LogLimitOptions, ensure_streams
 from voiyd.errors import VoiydError
 from voiyd.projection import schema
 from voiyd.projection.consumer import ProjectionFollower
@@ -53,6 +53,8 @@ class ServerSettings:
     not_ready_after_s: float = 6.0
     lost_after_s: float = 30.0
     max_inflight: int = 256
+    log_limits: LogLimitOptions = field(default_factory=LogLimitOptions)
+    """``VOIYD_LOGS`` limits to set (each None: leave the stream's)."""
     server_id: str = field(default_factory=lambda: ids.new_id()[:12])
 
     @property
@@ -86,7 +88,7 @@ class Server:
         self._nc = nc
         try:
             js = nc.jetstream()
-            await ensure_streams(js, replicas=s.replicas)
+            await ensure_streams(js, replicas=s.replicas, log_limits=s.log_limits)
             db = schema.open_db(s.db_path)
             if s.rebuild:
                 log.info("rebuilding the projection from the whole log")

@@ -2,8 +2,10 @@
 
 Order: take the data dir's lock, start nats-server (JetStream under ``<data-dir>/nats``), wait
 until JetStream answers, create the streams, start the daemons, wait until the API answers, write
-the ``local`` voiydctl context, then supervise until SIGINT/SIGTERM. A crashed daemon is
-restarted (a few times a minute at most); if nats-server dies, everything stops.
+the ``local`` voiydctl context, then supervise until SIGINT/SIGTERM. The daemons are
+voiyd-server, voiyd-scheduler, voiyd-logrelay and a voiyd-node (metrics on the base port + 0,
+1, 2 and 3). A crashed daemon is restarted (a few times a minute at most); if nats-server
+dies, everything stops.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client
 from rich.console import Console
 
+from voiyd.auth.local import LocalMaterial
 from voiyd.bus import subjects
+from voiyd.bus.connect import NatsOptions, client_options
 from voiyd.bus.rpc import call
 from voiyd.bus.streams import ensure_streams
 from voiyd.errors import UnavailableError, VoiydError
@@ -42,10 +47,25 @@ class UpSettings:
     metrics_base_port: int | None = 9470
     config_path: Path | None = None
     node_name: str = "local"
+    secure: bool = False
+    """Users with per-role permissions and TLS (``voiyd.auth.local``); the material lives in
+    ``<data-dir>/secure``."""
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.secure else 'nats'}://127.0.0.1:{self.port}"
+
+    @property
+    def material(self) -> LocalMaterial | None:
+        return LocalMaterial((self.data_dir / "secure").absolute()) if self.secure else None
+
+    def nats_options(self, daemon: str = "admin") -> NatsOptions:
+        """How ``voiyd up`` itself connects: as ``daemon`` (its credentials) when secure."""
+        m = self.material
+        if m is None:
+            return NatsOptions(servers=(self.nats_url,))
+        creds = m.admin_creds if daemon == "admin" else m.creds(daemon, self.node_name)
+        return NatsOptions(servers=(self.nats_url,), creds_file=creds, tls_ca=m.ca)
 
 
 def nats_server_binary() -> str:
@@ -81,9 +101,12 @@ def _check_port_free(port: int) -> None:
 
 def children(settings: UpSettings) -> tuple[Child, list[Child]]:
     d = settings.data_dir
+    m = settings.material
     nats_child = Child(
         "nats-server",
-        [
+        [nats_server_binary(), "-c", str(m.config)]
+        if m is not None
+        else [
             nats_server_binary(),
             "-a",
             "127.0.0.1",
@@ -103,6 +126,7 @@ def children(settings: UpSettings) -> tuple[Child, list[Child]]:
             settings, "voiyd-server", "voiyd.server.main", 0, ["--data-dir", str(d / "server")]
         ),
         _daemon(settings, "voiyd-scheduler", "voiyd.scheduler.main", 1, []),
+        _daemon(settings, "voiyd-logrelay", "voiyd.logrelay.main", 2, []),
         _daemon(
             settings,
             "voiyd-node",
@@ -118,6 +142,10 @@ def _daemon(
     settings: UpSettings, name: str, module: str, port_offset: int, args: list[str]
 ) -> Child:
     argv = [sys.executable, "-m", module, "--nats-url", settings.nats_url, *args]
+    if (
+        settings.material is not None
+    ):  # voiyd-server -> the "server" user, voiyd-node -> node-<name>
+        argv += settings.material.client_args(name.removeprefix("voiyd-"), settings.node_name)
     if settings.metrics_base_port is not None:
         argv += ["--metrics-port", str(settings.metrics_base_port + port_offset)]
     return Child(name, argv, log_path=settings.data_dir / "logs" / f"{name}.log")
@@ -140,16 +168,26 @@ async def _quiet(exc: Exception) -> None:
     """Readiness probes expect refusals while a child starts; nothing to log."""
 
 
-async def _jetstream_ready(url: str) -> None:
-    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1, error_cb=_quiet)
+async def _probe(opts: NatsOptions) -> Client:
+    return await nats.connect(
+        servers=list(opts.servers),
+        allow_reconnect=False,
+        connect_timeout=1,
+        error_cb=_quiet,
+        **client_options(opts),
+    )
+
+
+async def _jetstream_ready(opts: NatsOptions) -> None:
+    nc = await _probe(opts)
     try:
         await ensure_streams(nc.jetstream())
     finally:
         await nc.close()
 
 
-async def _api_ready(url: str) -> None:
-    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=1, error_cb=_quiet)
+async def _api_ready(opts: NatsOptions) -> None:
+    nc = await _probe(opts)
     try:
         await call(nc, subjects.api("system", "info"), {}, timeout=1.0)
     finally:
@@ -167,10 +205,13 @@ class Cluster:
         loop = asyncio.get_running_loop()
         try:
             with self.console.status("starting nats-server (JetStream)…"):
+                if (m := self.settings.material) is not None:
+                    d, node = self.settings.data_dir, self.settings.node_name
+                    m.prepare(port=self.settings.port, store_dir=d / "nats", node=node)
                 await self.nats.start()
                 await _wait_for(
                     "nats-server",
-                    lambda: _jetstream_ready(self.settings.nats_url),
+                    lambda: _jetstream_ready(self.settings.nats_options("server")),
                     loop.time() + READY_TIMEOUT_S,
                 )
             with self.console.status("starting voiyd daemons…"):
@@ -178,7 +219,7 @@ class Cluster:
                     await child.start()
                 await _wait_for(
                     "voiyd-server",
-                    lambda: _api_ready(self.settings.nats_url),
+                    lambda: _api_ready(self.settings.nats_options()),
                     loop.time() + READY_TIMEOUT_S,
                 )
             self._write_context()
@@ -191,11 +232,18 @@ class Cluster:
                 await self.nats.stop()
 
     def _write_context(self) -> None:
-        from voiyd.cli.config import save_context
+        """The ``local`` context, written whole: a secure one has the admin's creds and the CA."""
+        from voiyd.cli import config
 
-        path = save_context(
-            self.settings.config_path, LOCAL_CONTEXT, self.settings.nats_url, make_current=True
+        m = self.settings.material
+        context = config.Context(
+            name=LOCAL_CONTEXT,
+            server=self.settings.nats_url,
+            creds=str(m.admin_creds) if m else None,
+            tls_ca=str(m.ca) if m else None,
         )
+        path = self.settings.config_path
+        path = config.save(path, config.load(path).with_context(context, make_current=True))
         log.info("wrote context %r to %s", LOCAL_CONTEXT, path)
 
     def _announce(self) -> None:

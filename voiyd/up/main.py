@@ -9,13 +9,19 @@ import platformdirs
 import rich_click as click
 
 from voiyd import __version__, logs
+from voiyd.auth.cli import auth_group, certs_group
 from voiyd.up.cluster import UpSettings, run_up
 
 
 @click.group(context_settings={"auto_envvar_prefix": "VOIYD"})
 @click.version_option(__version__, prog_name="voiyd")
 def main() -> None:
-    """voiyd: run a local cluster (`voiyd up`); manage it with `voiydctl`."""
+    """voiyd: run a local cluster (`voiyd up`); NATS credentials and certificates (`auth`,
+    `certs`); manage the cluster with `voiydctl`."""
+
+
+main.add_command(auth_group)
+main.add_command(certs_group)
 
 
 @main.command()
@@ -50,6 +56,12 @@ def main() -> None:
     help="voiydctl config file to write the `local` context into.",
 )
 @click.option("--node-name", default="local", show_default=True, help="Name of the local node.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="TLS and per-role NATS credentials (made once under DATA_DIR/secure); "
+    "the `local` context gets the admin's.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def up(
     data_dir: Path,
@@ -58,6 +70,7 @@ def up(
     no_metrics: bool,
     config_path: Path | None,
     node_name: str,
+    secure: bool,
     log_level: str,
 ) -> None:
     """Start nats-server (JetStream) and the voiyd daemons; Ctrl-C stops them all."""
@@ -68,6 +81,7 @@ def up(
         metrics_base_port=None if no_metrics else metrics_base_port,
         config_path=config_path,
         node_name=node_name,
+        secure=secure,
     )
     sys.exit(run_up(settings))
 

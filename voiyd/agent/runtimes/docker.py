@@ -24,6 +24,7 @@ import aiodocker
 import aiohttp
 from aiodocker.exceptions import DockerError
 
+from voiyd.agent.runtimes import docker_logs
 from voiyd.agent.runtimes.protocol import (
     LABEL_EPOCH,
     LABEL_NODE,
@@ -35,12 +36,15 @@ from voiyd.agent.runtimes.protocol import (
     InvalidSpecError,
     Observed,
     Progress,
+    RawLine,
     RuntimeFailure,
     RuntimeUnavailable,
     Usage,
 )
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
+LOG_DRIVER = "local"
+"""Keeps output as bytes (``json-file`` would replace bytes that are not UTF-8) and rotates it."""
 _NO_ENGINE = 900  # aiodocker's status for "cannot connect to the engine"
 _BAD_REQUEST, _NOT_FOUND, _CONFLICT = 400, 404, 409
 _STATES: dict[str, ContainerState] = {
@@ -149,6 +153,7 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
         "NanoCpus": round(cfg.resources.cpus * _NANO) if cfg.resources.cpus else 0,
         "Memory": cfg.resources.memory or 0,
         "RestartPolicy": {"Name": "no"},  # restarts are the agent's decision, recorded as events
+        "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
     }
     body: dict[str, Any] = {
         "Image": cfg.image,
@@ -399,6 +404,12 @@ class DockerRuntime:
                     raise RuntimeFailure(f"container {container_id} is gone") from exc
                 raise
         return _usage_from_stats(_d(stats[0])) if stats else Usage()
+
+    def logs(self, container_id: str, since: datetime | None = None) -> AsyncIterator[RawLine]:
+        """The engine's log of the container, followed while it runs (see ``docker_logs``)."""
+        return docker_logs.container_logs(
+            self._client(), self._calling, self.inspect, container_id, since
+        )
 
     async def close(self) -> None:
         if self._docker is not None:

@@ -29,11 +29,13 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from voiyd.agent.runtimes import exec_shim as on_disk
+from voiyd.agent.runtimes.exec_logs import ExecLogReader
 from voiyd.agent.runtimes.protocol import (
     LABEL_EPOCH,
     LABEL_NODE,
@@ -43,6 +45,7 @@ from voiyd.agent.runtimes.protocol import (
     InvalidSpecError,
     Observed,
     Progress,
+    RawLine,
     RuntimeFailure,
     Usage,
 )
@@ -83,6 +86,12 @@ class _Box:
 
     def running(self) -> bool:
         return on_disk.is_alive(self.shim) or on_disk.is_alive(self.child)
+
+    def producing(self) -> bool:
+        """Whether the output may still grow: the directory is there and the task not over."""
+        if not (self.dir / on_disk.SPEC_FILE).exists():
+            return False
+        return self.running() or (self.shim is None and on_disk.read_exit_code(self.dir) is None)
 
     def signal(self, sig: int) -> None:
         """Signal the command's process group; the shim, if the command has not started yet."""
@@ -385,6 +394,16 @@ class ExecRuntime:
         return Usage(
             cpus=max(0.0, cpu_s / seconds) if seconds > 0 else 0.0, memory=pages * self._page
         )
+
+    async def logs(
+        self, container_id: str, since: datetime | None = None
+    ) -> AsyncIterator[RawLine]:
+        """Tails the files the command writes; see ``exec_logs`` for what the times mean."""
+        box = self._box(container_id)
+        if box is None:
+            raise RuntimeFailure(f"container {container_id} is gone")
+        async for line in ExecLogReader(box.dir, box.producing).follow(since):
+            yield line
 
     async def close(self) -> None:
         """Nothing to close: the tasks belong to their shims, not to this object."""

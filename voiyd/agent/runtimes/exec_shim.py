@@ -34,9 +34,11 @@ EXIT_FILE = "exit_code"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 SHIM_LOG_FILE = "shim.log"
+LOG_INDEX_FILE = "logs.idx"
+"""When the runtime read each chunk of the two logs (written by the agent, see exec_logs)."""
 STATE_FILES = frozenset(
     {SPEC_FILE, LAUNCH_FILE, SHIM_FILE, CHILD_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE}
-    | {SHIM_LOG_FILE}
+    | {SHIM_LOG_FILE, LOG_INDEX_FILE}
 )
 _PROC = Path("/proc")
 _BOOT_ID = _PROC / "sys/kernel/random/boot_id"

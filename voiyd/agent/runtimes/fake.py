@@ -10,8 +10,9 @@ epoch and refuses while one runs.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -19,8 +20,10 @@ from voiyd.agent.runtimes.protocol import (
     ContainerSpec,
     HealthState,
     ImagePullError,
+    LogStream,
     Observed,
     Progress,
+    RawLine,
     RuntimeFailure,
     RuntimeUnavailable,
     Usage,
@@ -42,6 +45,14 @@ class _Container:
     spec: ContainerSpec
     term_exit_code: int | None = _EXIT_TERM  # None: ignores SIGTERM, so a stop ends in SIGKILL
     usage: Usage = field(default_factory=Usage)
+    output: list[RawLine] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False
+
+    def touch(self) -> None:
+        """Wake the log readers; each waits on the event it saw, so a fresh one follows."""
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 class FakeRuntime:
@@ -91,6 +102,15 @@ class FakeRuntime:
                 health=None,
                 finished_at=self.clock(),
             )
+            box.touch()
+
+    def emit(
+        self, container_id: str, stream: LogStream, data: bytes, t: datetime | None = None
+    ) -> None:
+        """The container's process writes the line ``data`` (no newline) to ``stream``."""
+        box = self._get(container_id)
+        box.output.append(RawLine(t or self.clock(), stream, data))
+        box.touch()
 
     def on_term(self, container_id: str, exit_code: int | None) -> None:
         """How the container answers SIGTERM: exit with ``exit_code``, or ignore it (None)."""
@@ -185,8 +205,11 @@ class FakeRuntime:
     async def remove(self, container_id: str) -> None:
         self._enter("remove")
         box = self._containers.pop(container_id, None)
-        if box is not None and box.observed.state == "running":
-            self.signals[container_id].append("SIGKILL")
+        if box is not None:
+            box.removed = True
+            box.touch()
+            if box.observed.state == "running":
+                self.signals[container_id].append("SIGKILL")
 
     async def list(self, node: str) -> list[Observed]:
         self._enter("list")
@@ -210,6 +233,24 @@ class FakeRuntime:
         if box is None:
             raise RuntimeFailure(f"container {container_id} is gone")
         return box.usage if box.observed.state == "running" else Usage()
+
+    async def logs(
+        self, container_id: str, since: datetime | None = None
+    ) -> AsyncIterator[RawLine]:
+        self._enter("logs")
+        box = self._containers.get(container_id)
+        if box is None:
+            raise RuntimeFailure(f"container {container_id} is gone")
+        seen = 0
+        while True:
+            changed = box.changed
+            for line in box.output[seen:]:
+                if since is None or line.t >= since:
+                    yield line
+            seen = len(box.output)
+            if box.removed or box.observed.state == "exited":
+                return
+            await changed.wait()
 
     async def close(self) -> None:
         self.closed = True

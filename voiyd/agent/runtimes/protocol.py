@@ -8,7 +8,7 @@ suite (tests/contract/) runs against every implementation, the fake included.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,11 @@ LABEL_REVISION = "io.voiyd.revision"
 
 ContainerState = Literal["created", "running", "exited"]
 HealthState = Literal["starting", "healthy", "unhealthy"]
+LogStream = Literal["stdout", "stderr"]
+
+MAX_RAW_LINE = 1024 * 1024
+"""Longest line a runtime hands over in one piece; a longer one comes in ``partial`` pieces, so
+a process that never writes a newline cannot make the agent hold unbounded memory."""
 
 
 class RuntimeFailure(Exception):
@@ -97,6 +102,19 @@ class Usage:
     memory: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One line of a container's output, as the runtime read it."""
+
+    t: datetime
+    """When the runtime saw the line start (aware; the runtime documents its exact meaning)."""
+    stream: LogStream
+    data: bytes
+    """The bytes of the line, without its trailing newline; never decoded."""
+    partial: bool = False
+    """The line goes on in the next ``RawLine`` of the same stream (cut at ``MAX_RAW_LINE``)."""
+
+
 Progress = Callable[[str], None]
 
 
@@ -137,6 +155,14 @@ class Runtime(Protocol):
 
     async def usage(self, container_id: str) -> Usage:
         """Current CPU (cores) and memory (bytes) use of a running container."""
+        ...
+
+    def logs(self, container_id: str, since: datetime | None = None) -> AsyncIterator[RawLine]:
+        """The container's stdout and stderr lines from the start (or from ``since`` on: lines
+        whose time is at or after it), in the order the runtime recorded them, following new
+        output until the container has stopped and its output is drained; then the iteration
+        ends. A second call replays the same lines with the same times. ``RuntimeFailure`` if
+        the container is unknown."""
         ...
 
     async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""voiyd-logrelay: serves task logs (history, tail, follow) from ``VOIYD_LOGS``."""
