@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nats
 
-from benchmarks import api_writes, bench_docker, bench_placement, replay
+from benchmarks import api_writes, bench_docker, bench_logs, bench_placement, replay
 from benchmarks.machine import Machine, load_average
 from benchmarks.processes import (
     Child,
@@ -55,7 +55,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="write server-samples.txt and replay.prof here")
     p.add_argument(
         "--only",
-        choices=("server", "placement", "docker"),
+        choices=("server", "placement", "docker", "logs"),
         help="run only the server benchmarks (API, replay, RSS) or only the placement one",
     )
     args = p.parse_args(argv)
@@ -169,11 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "docker"):
         _say("docker tasks: submit to running and agent memory (needs a Docker engine)")
         docker = bench_docker.rows(bench_docker.run(say=_say))
-    print(text_table(report, placement, docker))
+    logs: list[tuple[str, str, str]] = []
+    if args.only in (None, "logs"):
+        _say("logs: container -> agent -> relay -> following client, beside raw publishing")
+        logs = bench_logs.rows(bench_logs.run(say=_say))
+    print(text_table(report, placement, docker, logs))
     if args.profile:
         _print_profiles(args.profile)
     if args.write and report is not None:
-        write_section(args.file, markdown(report, placement, docker))
+        write_section(args.file, markdown(report, placement, docker, logs))
         _say(f"wrote the figures into {args.file}")
     return 0
 

@@ -229,6 +229,7 @@ def _md(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 PLACEMENT_HEADER = ("scheduler placement", "figure", "target")
 DOCKER_HEADER = ("docker tasks (submit to running, agent memory)", "figure", "target")
+LOGS_HEADER = ("logs end to end", "figure", "target")
 Rows = Sequence[tuple[str, str, str]]
 
 
@@ -236,6 +237,7 @@ def text_table(
     report: Report | None,
     placement: bench_placement.PlacementResults | None,
     docker: Rows = (),
+    logs: Rows = (),
 ) -> str:
     lines: list[str] = []
     if report is not None:
@@ -251,11 +253,16 @@ def text_table(
         lines += ["", *_text(PLACEMENT_HEADER, bench_placement.rows(placement))]
     if docker:
         lines += ["", *_text(DOCKER_HEADER, docker)]
+    if logs:
+        lines += ["", *_text(LOGS_HEADER, logs)]
     return "\n".join(lines)
 
 
 def markdown(
-    report: Report, placement: bench_placement.PlacementResults | None, docker: Rows = ()
+    report: Report,
+    placement: bench_placement.PlacementResults | None,
+    docker: Rows = (),
+    logs: Rows = (),
 ) -> str:
     m = report.machine
     main = [
@@ -292,6 +299,14 @@ def markdown(
             "processes, beside direct aiodocker starts in the same run):",
             "",
             *_md(DOCKER_HEADER, [(n.strip(), f, t) for n, f, t in docker]),
+        ]
+    if logs:
+        lines += [
+            "",
+            "Logs (`benchmarks/bench_logs.py`: an exec task's output through voiyd-node, "
+            "VOIYD_LOGS and voiyd-logrelay to `voiydctl logs -f`, beside raw publishing):",
+            "",
+            *_md(LOGS_HEADER, [(n.strip(), f, t) for n, f, t in logs]),
         ]
     return "\n".join([*lines, END])
 
