@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import signal
@@ -22,6 +23,7 @@ from voiyd.agent.sysinfo import node_capacity
 from voiyd.api.labels import label_key_problem, label_value_problem
 from voiyd.api.views import NodeCapacity
 from voiyd.bus.connect import NatsOptions
+from voiyd.bus.options import nats_options
 from voiyd.ids import name_problem
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command(context_settings={"auto_envvar_prefix": "VOIYD_NODE"})
+@nats_options
 @click.option("--name", default=default_name, show_default="the hostname", help="Node name.")
 @click.option("--label", "labels", multiple=True, help="Node label key=value (repeatable).")
 @click.option(
@@ -92,18 +95,6 @@ def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
     default=Path("voiyd-node-data"),
     show_default=True,
 )
-@click.option(
-    "--nats-url",
-    "nats_urls",
-    envvar="VOIYD_NATS_URL",
-    multiple=True,
-    default=["nats://127.0.0.1:4222"],
-    show_default=True,
-)
-@click.option("--creds", type=click.Path(path_type=Path), envvar="VOIYD_NATS_CREDS")
-@click.option("--tls-ca", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CA")
-@click.option("--tls-cert", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CERT")
-@click.option("--tls-key", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_KEY")
 @click.option("--cpus", type=float, default=None, help="Capacity to offer (default: all CPUs).")
 @click.option("--memory", type=int, default=None, help="Memory to offer in bytes (default: all).")
 @click.option("--heartbeat", type=float, default=2.0, show_default=True, help="Seconds.")
@@ -123,11 +114,7 @@ def main(
     labels: tuple[str, ...],
     runtimes: tuple[str, ...],
     data_dir: Path,
-    nats_urls: tuple[str, ...],
-    creds: Path | None,
-    tls_ca: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
+    nats: NatsOptions,
     cpus: float | None,
     memory: int | None,
     heartbeat: float,
@@ -148,16 +135,9 @@ def main(
         start_http_server(metrics_port, addr=metrics_host)
     settings = AgentSettings(
         name=name,
-        nats=NatsOptions(
-            servers=tuple(nats_urls),
-            creds_file=creds,
-            tls_ca=tls_ca,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            # Replies to this node arrive under its own inbox prefix, so its credentials can be
-            # limited to subscribing there (and nowhere else).
-            inbox_prefix=f"_INBOX.{name}",
-        ),
+        # Replies to this node arrive under its own inbox prefix, so its credentials can be
+        # limited to subscribing there (and nowhere else).
+        nats=dataclasses.replace(nats, inbox_prefix=f"_INBOX.{name}"),
         labels=_labels(labels),
         data_dir=data_dir,
         heartbeat_s=heartbeat,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 
 import rich_click as click
 
 from voiyd import logs
 from voiyd.bus.connect import NatsOptions
+from voiyd.bus.options import nats_options
 from voiyd.scheduler.runner import Scheduler, SchedulerSettings
 
 
@@ -22,24 +22,7 @@ async def _run(settings: SchedulerSettings) -> None:
 
 
 @click.command(context_settings={"auto_envvar_prefix": "VOIYD_SCHEDULER"})
-@click.option(
-    "--nats-url",
-    "nats_urls",
-    envvar="VOIYD_NATS_URL",
-    multiple=True,
-    default=["nats://127.0.0.1:4222"],
-    show_default=True,
-    help="NATS server URL(s).",
-)
-@click.option(
-    "--creds",
-    type=click.Path(path_type=Path),
-    envvar="VOIYD_NATS_CREDS",
-    help="NATS credentials file.",
-)
-@click.option("--tls-ca", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CA")
-@click.option("--tls-cert", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CERT")
-@click.option("--tls-key", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_KEY")
+@nats_options
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
 @click.option(
@@ -62,11 +45,7 @@ async def _run(settings: SchedulerSettings) -> None:
 )
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
-    nats_urls: tuple[str, ...],
-    creds: Path | None,
-    tls_ca: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
+    nats: NatsOptions,
     metrics_port: int | None,
     metrics_host: str,
     interval_s: float,
@@ -76,13 +55,7 @@ def main(
     """Run the voiyd scheduler: follow the event log and place pending tasks on nodes."""
     logs.setup("voiyd-scheduler", log_level)
     settings = SchedulerSettings(
-        nats=NatsOptions(
-            servers=tuple(nats_urls),
-            creds_file=creds,
-            tls_ca=tls_ca,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-        ),
+        nats=nats,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         interval_s=interval_s,

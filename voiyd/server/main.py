@@ -10,6 +10,7 @@ import rich_click as click
 
 from voiyd import logs
 from voiyd.bus.connect import NatsOptions
+from voiyd.bus.options import nats_options
 from voiyd.bus.streams import LogLimitOptions, log_limit_options
 from voiyd.server.runner import Server, ServerSettings
 
@@ -30,24 +31,7 @@ def _limits(max_age: str | None, max_bytes: str | None, max_lines: int | None) -
 
 
 @click.command(context_settings={"auto_envvar_prefix": "VOIYD_SERVER"})
-@click.option(
-    "--nats-url",
-    "nats_urls",
-    envvar="VOIYD_NATS_URL",
-    multiple=True,
-    default=["nats://127.0.0.1:4222"],
-    show_default=True,
-    help="NATS server URL(s).",
-)
-@click.option(
-    "--creds",
-    type=click.Path(path_type=Path),
-    envvar="VOIYD_NATS_CREDS",
-    help="NATS credentials file.",
-)
-@click.option("--tls-ca", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CA")
-@click.option("--tls-cert", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_CERT")
-@click.option("--tls-key", type=click.Path(path_type=Path), envvar="VOIYD_NATS_TLS_KEY")
+@nats_options
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -103,11 +87,7 @@ def _limits(max_age: str | None, max_bytes: str | None, max_lines: int | None) -
 )
 @click.option("--log-level", default="INFO", show_default=True)
 def main(
-    nats_urls: tuple[str, ...],
-    creds: Path | None,
-    tls_ca: Path | None,
-    tls_cert: Path | None,
-    tls_key: Path | None,
+    nats: NatsOptions,
     data_dir: Path,
     metrics_port: int | None,
     metrics_host: str,
@@ -124,13 +104,7 @@ def main(
     log_limits = _limits(logs_max_age, logs_max_bytes, logs_max_lines_per_task)
     logs.setup("voiyd-server", log_level)
     settings = ServerSettings(
-        nats=NatsOptions(
-            servers=tuple(nats_urls),
-            creds_file=creds,
-            tls_ca=tls_ca,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-        ),
+        nats=nats,
         data_dir=data_dir,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
