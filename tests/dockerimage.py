@@ -8,10 +8,13 @@ It is made with ``docker import`` from a tar holding ``/bin/busybox`` and a syml
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+
+import pytest
 
 TEST_IMAGE = "voiyd-test/busybox:1"
 BUSYBOX = Path("/bin/busybox")
@@ -71,3 +74,18 @@ def ensure_test_image() -> str:
     if done.returncode != 0:
         raise ImageUnavailable(f"docker import failed: {done.stderr.decode(errors='replace')}")
     return TEST_IMAGE
+
+
+def require_test_image() -> str:
+    """The test image, or skip (fail when VOIYD_REQUIRE_DOCKER=1) if Docker cannot give it."""
+    problem = ""
+    try:
+        if _docker("info").returncode != 0:
+            problem = "no Docker engine answers"
+        else:
+            return ensure_test_image()
+    except (OSError, subprocess.TimeoutExpired, ImageUnavailable) as exc:
+        problem = f"Docker unavailable: {exc}"
+    if os.environ.get("VOIYD_REQUIRE_DOCKER", "") not in ("", "0"):
+        pytest.fail(f"Docker is required (VOIYD_REQUIRE_DOCKER=1): {problem}")
+    pytest.skip(problem)

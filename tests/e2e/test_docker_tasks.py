@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dockerimage import TEST_IMAGE, ImageUnavailable, ensure_test_image
+from tests.dockerimage import require_test_image
 from tests.e2e.cluster import running_cluster
 from tests.e2e.test_exec_tasks import http_answers
 from tests.natsserver import NatsServer
@@ -25,19 +25,7 @@ pytestmark = [pytest.mark.nats, pytest.mark.e2e, pytest.mark.docker]
 
 @pytest.fixture
 def docker_image() -> Iterator[str]:
-    problem = ""
-    try:
-        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-            problem = "no Docker engine answers"
-        else:
-            ensure_test_image()
-    except (OSError, subprocess.TimeoutExpired, ImageUnavailable) as exc:
-        problem = f"Docker unavailable: {exc}"
-    if problem:
-        if os.environ.get("VOIYD_REQUIRE_DOCKER", "") not in ("", "0"):
-            pytest.fail(f"Docker is required (VOIYD_REQUIRE_DOCKER=1): {problem}")
-        pytest.skip(problem)
-    yield TEST_IMAGE
+    yield require_test_image()
 
 
 def _free_port() -> int:

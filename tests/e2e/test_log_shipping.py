@@ -23,7 +23,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import DeliverPolicy
 
-from tests.dockerimage import TEST_IMAGE, ImageUnavailable, ensure_test_image
+from tests.dockerimage import TEST_IMAGE, require_test_image
 from tests.e2e.cluster import Cluster, running_cluster
 from tests.e2e.test_exec_tasks import _free_port
 from tests.natsserver import NatsServer
@@ -152,18 +152,7 @@ async def test_exec_task_lines_arrive_all_in_order_numbered_once_then_the_end(
 
 @pytest.fixture
 def docker_node() -> Iterator[str]:
-    problem = ""
-    try:
-        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
-            problem = "no Docker engine answers"
-        else:
-            ensure_test_image()
-    except (OSError, subprocess.TimeoutExpired, ImageUnavailable) as exc:
-        problem = f"Docker unavailable: {exc}"
-    if problem:
-        if os.environ.get("VOIYD_REQUIRE_DOCKER", "") not in ("", "0"):
-            pytest.fail(f"Docker is required (VOIYD_REQUIRE_DOCKER=1): {problem}")
-        pytest.skip(problem)
+    require_test_image()
     name = f"d{os.getpid()}-{os.urandom(3).hex()}"
     yield name
     found = subprocess.run(
