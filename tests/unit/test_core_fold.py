@@ -422,7 +422,9 @@ def node_after(*events: NodeEvent, node: NodeView | None = None) -> NodeView:
 
 
 def ref(cls: type[Any], minutes: int = 1, **data: Any) -> NodeEvent:
-    data_cls = ev.NodeReasonData if "reason" in data else ev.NodeRef
+    data_cls: type[Any] = ev.NodeReasonData if "reason" in data else ev.NodeRef
+    if cls is ev.NodeDraining:
+        data_cls = ev.NodeDrainData
     event: NodeEvent = cls(**env(minutes), data=data_cls(name="n1", **data))
     return event
 

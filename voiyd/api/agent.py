@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
-from voiyd.api.specs import Frozen, Labels, Name, TaskConfig
+from voiyd.api.specs import Frozen, Labels, Name, TaskConfig, VolumeConfig
 from voiyd.api.views import NodeCapacity
 
 
@@ -90,3 +90,24 @@ class Assignment(Frozen):
     revision: int
     """The task's revision when this assignment was written (newer wins)."""
     updated_at: datetime
+    volumes: dict[Name, VolumeConfig] = Field(default_factory=dict)
+    """The template volumes the task mounts, with their files (host-local ones need no more
+    than their name: their data is ``<data dir>/volumes/<name>`` on this node)."""
+
+
+class UpgradeRequest(Frozen):
+    """``voiyd.agent.<node>.control.upgrade``: install a wheel from the object store."""
+
+    bucket: str = Field(min_length=1, max_length=64)
+    object: str = Field(min_length=1, max_length=255)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    version: str = Field(min_length=1, max_length=64)
+    """The version the wheel carries; the agent reports it after restarting."""
+
+
+class UpgradeReply(Frozen):
+    accepted: bool
+    from_version: str
+    to_version: str = ""
+    reason: str = ""
+    """Why the upgrade did not happen (checksum mismatch, install failed: pip's last lines)."""

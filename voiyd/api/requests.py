@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from voiyd.api.selectors import SelectorError, parse_selector
-from voiyd.api.specs import Frozen, Name, TaskDoc
-from voiyd.api.views import EventView, NodeView, TaskView
+from voiyd.api.specs import MAX_REPLICAS, Frozen, Name, SetDoc, TaskDoc, VolumeDoc
+from voiyd.api.views import EventView, NodeView, SetView, TaskView, VolumeView
 
 MAX_LIST = 10_000
 
@@ -60,6 +60,87 @@ class StopTask(NamedTask):
     pass
 
 
+# ---- sets ---------------------------------------------------------------------------------------
+
+
+class CreateSet(WriteOptions):
+    set: SetDoc
+
+
+class ApplySet(WriteOptions):
+    set: SetDoc
+
+
+class UpdateSet(WriteOptions):
+    set: SetDoc
+
+
+class NamedSet(WriteOptions):
+    name: Name
+
+
+class DeleteSet(NamedSet):
+    pass
+
+
+class ScaleSet(NamedSet):
+    replicas: int = Field(ge=0, le=MAX_REPLICAS)
+
+
+class UndoSet(NamedSet):
+    to_revision: int | None = Field(default=None, ge=1)
+    """The template revision to go back to; None: the one before the current."""
+
+
+class RestartSet(NamedSet):
+    pass
+
+
+# ---- volumes ------------------------------------------------------------------------------------
+
+
+class CreateVolume(WriteOptions):
+    volume: VolumeDoc
+
+
+class ApplyVolume(WriteOptions):
+    volume: VolumeDoc
+
+
+class DeleteVolume(WriteOptions):
+    name: Name
+
+
+# ---- nodes --------------------------------------------------------------------------------------
+
+
+class NamedNode(WriteOptions):
+    name: Name
+
+
+class CordonNode(NamedNode):
+    pass
+
+
+class UncordonNode(NamedNode):
+    pass
+
+
+class DrainNode(NamedNode):
+    deadline_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+    """After this long, tasks still on the node move regardless of their Set's max_parallel."""
+
+
+class LabelNode(NamedNode):
+    labels: dict[str, str | None]
+    """Label changes: a value sets the label, ``None`` removes it."""
+
+
+class DeleteNode(NamedNode):
+    force: bool = False
+    """Delete a node that is still ready and running tasks (they are moved elsewhere)."""
+
+
 class Query(Frozen):
     min_revision: int = Field(default=0, ge=0)
     """Wait (bounded) until the projection has applied this stream sequence before answering."""
@@ -95,6 +176,9 @@ class WriteReply(Frozen):
     """The stream sequence of the last event appended, or the current revision if none was."""
     changed: bool
     task: TaskView | None = None
+    set: SetView | None = None
+    volume: VolumeView | None = None
+    node: NodeView | None = None
 
 
 class TaskReply(Frozen):
@@ -112,6 +196,24 @@ class NodeReply(Frozen):
 
 class NodeListReply(Frozen):
     nodes: list[NodeView]
+    revision: int
+
+
+class SetReply(Frozen):
+    set: SetView
+
+
+class SetListReply(Frozen):
+    sets: list[SetView]
+    revision: int
+
+
+class VolumeReply(Frozen):
+    volume: VolumeView
+
+
+class VolumeListReply(Frozen):
+    volumes: list[VolumeView]
     revision: int
 
 

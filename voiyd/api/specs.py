@@ -363,5 +363,116 @@ class TaskDoc(Frozen):
         return self.meta.name
 
 
-KINDS: dict[str, str] = {"task/v1": "task"}
+SET_LABEL = "voiyd.io/set"
+"""Label on every member task of a Set: the Set's name."""
+SET_REVISION_LABEL = "voiyd.io/set-revision"
+"""Label on every member task of a Set: the Set's template revision the task runs.
+
+A change of this label alone is a new placement (the task is restarted): that is how
+``rollout restart`` and a rollback to an identical template replace running members."""
+SET_NAME_MAX = 56
+"""Longest Set name: its members are ``<set>-<n>`` and a task name is at most 63 characters."""
+MAX_REPLICAS = 1000
+MAX_TEMPLATE_BYTES = 1024 * 1024
+"""Total size of a template volume's files (they travel in events and assignments)."""
+_FILE_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)*$")
+
+
+class UpdateStrategy(Frozen):
+    """How a changed Set template rolls out to the Set's tasks."""
+
+    max_parallel: int = Field(default=1, ge=1, le=MAX_REPLICAS)
+    """Tasks replaced at once: at most this many members are unavailable (stop-first) or extra
+    (start-first) during a rollout, and a drain moves at most this many at a time."""
+    min_healthy_s: float = Field(default=0.0, ge=0, le=3600)
+    """How long a new task must run (and pass its health check) before it counts as available."""
+    deadline_s: float = Field(default=600.0, gt=0, le=86400)
+    """A rollout not complete this long after it started has failed."""
+    order: Literal["stop-first", "start-first"] = "stop-first"
+    auto_rollback: bool = False
+    """On failure, roll back to the previous template by itself."""
+
+
+class SetConfig(Frozen):
+    replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
+    template: TaskConfig
+    update: UpdateStrategy = Field(default_factory=UpdateStrategy)
+
+
+def _check_set_name(value: str) -> str:
+    if len(value) > SET_NAME_MAX:
+        raise ValueError(
+            f"a Set name is at most {SET_NAME_MAX} characters (its tasks are <set>-<n>)"
+        )
+    return value
+
+
+class SetMeta(Meta):
+    name: Annotated[Name, AfterValidator(_check_set_name)]
+
+
+class SetDoc(Frozen):
+    """A Set: ``replicas`` tasks named ``<set>-<n>`` from one task template."""
+
+    version: Literal["set/v1"] = "set/v1"
+    meta: SetMeta
+    config: SetConfig
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+
+def _check_files(value: dict[str, str]) -> dict[str, str]:
+    total = 0
+    for path, content in value.items():
+        if not _FILE_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+            raise ValueError(
+                f"{path!r} is not a relative file path (letters, digits, '_', '-', '.', "
+                "parts separated by '/', no '..')"
+            )
+        total += len(path) + len(content.encode())
+    if total > MAX_TEMPLATE_BYTES:
+        raise ValueError(f"files total {total} bytes, more than {MAX_TEMPLATE_BYTES}")
+    return dict(sorted(value.items()))
+
+
+class VolumeConfig(Frozen):
+    type: Literal["host-local", "template"] = "host-local"
+    node: Name | None = None
+    """host-local: the node that holds the data (tasks mounting it are placed there).
+    template: optional; without it the template is mounted on any node."""
+    files: Annotated[dict[str, str], AfterValidator(_check_files)] = Field(default_factory=dict)
+    """template: file path (relative) -> content, mounted read-only."""
+
+    @model_validator(mode="after")
+    def _type_needs(self) -> VolumeConfig:
+        if self.type == "host-local":
+            if self.node is None:
+                raise ValueError("a host-local volume needs node (where its data lives)")
+            if self.files:
+                raise ValueError("files belong to template volumes, not host-local ones")
+        if self.type == "template" and not self.files:
+            raise ValueError("a template volume needs files (path: content)")
+        return self
+
+
+class VolumeDoc(Frozen):
+    version: Literal["volume/v1"] = "volume/v1"
+    meta: Meta
+    config: VolumeConfig
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+
+AnyDoc = TaskDoc | SetDoc | VolumeDoc
+
+KINDS: dict[str, str] = {"task/v1": "task", "set/v1": "set", "volume/v1": "volume"}
 """Manifest ``version`` strings this release understands, and the kind each names."""
+DOC_MODELS: dict[str, type[TaskDoc] | type[SetDoc] | type[VolumeDoc]] = {
+    "task": TaskDoc,
+    "set": SetDoc,
+    "volume": VolumeDoc,
+}

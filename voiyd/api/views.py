@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from voiyd.api.specs import Frozen, Meta, TaskConfig
+from voiyd.api.specs import Frozen, Meta, SetConfig, SetMeta, TaskConfig, VolumeConfig
 
 TaskPhase = Literal[
     "pending",
@@ -78,10 +78,78 @@ class NodeView(Frozen):
     capacity: NodeCapacity = Field(default_factory=NodeCapacity)
     allocated: NodeCapacity = Field(default_factory=NodeCapacity)
     agent_version: str = ""
+    drain_deadline: datetime | None = None
+    """While draining: when every task left on the node is moved regardless of Set budgets."""
     tasks: int = 0
     revision: int
     created_at: datetime
     updated_at: datetime
+
+
+RolloutState = Literal["progressing", "complete", "failed"]
+
+
+class RolloutStatus(Frozen):
+    state: RolloutState = "progressing"
+    revision: int = 1
+    """The template revision this rollout moves the Set's tasks to."""
+    reason: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class SetRevision(Frozen):
+    """One template revision of a Set, as the event log recorded it."""
+
+    revision: int
+    template: TaskConfig
+    cause: str = ""
+    """Why it was made: created, updated, restart, rollback to revision N, automatic rollback."""
+    at: datetime
+    seq: int
+    """The stream sequence of the event that made it."""
+
+
+class SetStatus(Frozen):
+    template_revision: int = 1
+    rollout: RolloutStatus = Field(default_factory=RolloutStatus)
+    tasks: int = 0
+    """Member tasks that exist (counted when read)."""
+    updated: int = 0
+    """Members at ``template_revision`` (counted when read)."""
+    available: int = 0
+    """Members running and healthy (counted when read)."""
+
+
+class SetView(Frozen):
+    version: Literal["set/v1"] = "set/v1"
+    meta: SetMeta
+    config: SetConfig
+    status: SetStatus = Field(default_factory=SetStatus)
+    history: list[SetRevision] = Field(default_factory=list)
+    """The latest template revisions, oldest first (at most ``HISTORY_MAX``)."""
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class VolumeStatus(Frozen):
+    used_by: list[str] = Field(default_factory=list)
+    """Tasks and Sets that mount this volume (found when read)."""
+
+
+class VolumeView(Frozen):
+    version: Literal["volume/v1"] = "volume/v1"
+    meta: Meta
+    config: VolumeConfig
+    status: VolumeStatus = Field(default_factory=VolumeStatus)
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+HISTORY_MAX = 10
+"""Template revisions a Set remembers for ``rollout history`` and ``rollout undo``."""
 
 
 class EventView(Frozen):

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from voiyd.api.specs import Meta
-from voiyd.api.views import Condition, NodeView, TaskStatus, TaskView
+from voiyd.api.specs import SET_REVISION_LABEL, Meta, SetConfig, SetMeta, TaskConfig
+from voiyd.api.views import (
+    HISTORY_MAX,
+    Condition,
+    NodeView,
+    RolloutStatus,
+    SetRevision,
+    SetStatus,
+    SetView,
+    TaskStatus,
+    TaskView,
+    VolumeView,
+)
 from voiyd.events import models as ev
 
 TaskEvent = (
@@ -43,6 +54,16 @@ NodeEvent = (
     | ev.NodeLabeled
     | ev.NodeDeleted
 )
+SetEvent = (
+    ev.SetCreated
+    | ev.SetUpdated
+    | ev.SetScaled
+    | ev.SetRestarted
+    | ev.SetRolloutCompleted
+    | ev.SetRolloutFailed
+    | ev.SetDeleted
+)
+VolumeEvent = ev.VolumeCreated | ev.VolumeUpdated | ev.VolumeDeleted
 PlacementEvent = (
     ev.TaskPulling
     | ev.TaskStarting
@@ -53,6 +74,8 @@ PlacementEvent = (
     | ev.TaskStopped
 )
 _SETTLED = ("stopped", "exited", "failed")
+AUTO_LABEL_PREFIX = "voiyd.io/"
+"""Labels an agent sets on its node by itself; a rejoin refreshes them."""
 
 
 def _condition(
@@ -87,7 +110,11 @@ def _created(event: ev.TaskCreated, seq: int) -> TaskView:
 
 def _updated(task: TaskView, event: ev.TaskUpdated, seq: int) -> TaskView:
     data = event.data
-    config_changed = data.config != task.config
+    # A Set member moving to another template revision is replaced even when its config is the
+    # same (``rollout restart``, a rollback to an identical template).
+    config_changed = data.config != task.config or data.labels.get(
+        SET_REVISION_LABEL
+    ) != task.meta.labels.get(SET_REVISION_LABEL)
     status = task.status
     if config_changed and status.node is not None:
         # A new config is a new placement: the agent stops the old copy, the scheduler re-places.
@@ -326,10 +353,13 @@ def _node_joined(node: NodeView | None, event: ev.NodeJoined, seq: int) -> NodeV
             created_at=event.at,
             updated_at=event.at,
         )
-    # A rejoin keeps labels an operator set (upstream reset them from a file on every join).
+    # A rejoin keeps labels an operator set (upstream reset them from a file on every join);
+    # the agent's own ``voiyd.io/`` labels (version, runtimes...) take the agent's new values.
+    labels = {**d.labels, **node.labels}
+    labels.update({k: v for k, v in d.labels.items() if k.startswith(AUTO_LABEL_PREFIX)})
     return node.model_copy(
         update={
-            "labels": dict(sorted({**d.labels, **node.labels}.items())),
+            "labels": dict(sorted(labels.items())),
             "runtimes": d.runtimes,
             "capacity": d.capacity,
             "agent_version": d.agent_version,
@@ -361,9 +391,18 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
             return node.model_copy(update={**base, "schedulable": False})
         case ev.NodeUncordoned():
             phase = "ready" if node.phase == "draining" else node.phase
-            return node.model_copy(update={**base, "schedulable": True, "phase": phase})
+            return node.model_copy(
+                update={**base, "schedulable": True, "phase": phase, "drain_deadline": None}
+            )
         case ev.NodeDraining():
-            return node.model_copy(update={**base, "schedulable": False, "phase": "draining"})
+            return node.model_copy(
+                update={
+                    **base,
+                    "schedulable": False,
+                    "phase": "draining",
+                    "drain_deadline": event.data.deadline_at,
+                }
+            )
         case ev.NodeLabeled():
             return node.model_copy(update={**base, "labels": event.data.labels})
         case ev.NodeDeleted():
@@ -372,6 +411,140 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
             raise AssertionError("handled above")
         case _:
             assert_never(event)
+
+
+def _history(
+    view: SetView | None, template: TaskConfig, cause: str, event: ev.Event, seq: int, revision: int
+) -> list[SetRevision]:
+    entry = SetRevision.model_construct(
+        revision=revision, template=template, cause=cause, at=event.at, seq=seq
+    )
+    old = view.history if view is not None else []
+    return [*old, entry][-HISTORY_MAX:]
+
+
+def _progressing(revision: int, event: ev.Event) -> RolloutStatus:
+    return RolloutStatus(state="progressing", revision=revision, started_at=event.at)
+
+
+def _set_created(event: ev.SetCreated, seq: int) -> SetView:
+    d = event.data
+    return SetView(
+        meta=SetMeta.model_construct(name=d.name, labels=d.labels),
+        config=d.config,
+        status=SetStatus(template_revision=1, rollout=_progressing(1, event)),
+        history=_history(None, d.config.template, d.cause or "created", event, seq, 1),
+        revision=seq,
+        created_at=event.at,
+        updated_at=event.at,
+    )
+
+
+def _new_revision(view: SetView, event: ev.Event, seq: int, cause: str, **spec: object) -> SetView:
+    """``view`` with a new template revision (the template in ``spec`` or the current one)."""
+    config = spec.get("config", view.config)
+    assert isinstance(config, SetConfig)
+    revision = view.status.template_revision + 1
+    template = config.template
+    status = view.status.model_copy(
+        update={"template_revision": revision, "rollout": _progressing(revision, event)}
+    )
+    return view.model_copy(
+        update={
+            **spec,
+            "status": status,
+            "history": _history(view, template, cause, event, seq, revision),
+            "revision": seq,
+            "updated_at": event.at,
+        }
+    )
+
+
+def _rollout_end(view: SetView, event: ev.Event, seq: int, revision: int, **end: object) -> SetView:
+    base: dict[str, object] = {"revision": seq, "updated_at": event.at}
+    if revision != view.status.template_revision or view.status.rollout.state != "progressing":
+        return view.model_copy(update=base)  # about a rollout that is no longer current
+    rollout = view.status.rollout.model_copy(update={**end, "finished_at": event.at})
+    status = view.status.model_copy(update={"rollout": rollout})
+    return view.model_copy(update={**base, "status": status})
+
+
+def evolve_set(  # noqa: C901 - one case per event type, so mypy checks that none is missing
+    view: SetView | None, event: SetEvent, seq: int
+) -> SetView | None:
+    """The Set after ``event``; None when it does not exist."""
+    if isinstance(event, ev.SetCreated):
+        return _set_created(event, seq)
+    if view is None:
+        return None
+    base: dict[str, object] = {"revision": seq, "updated_at": event.at}
+    match event:
+        case ev.SetUpdated():
+            d = event.data
+            meta = SetMeta.model_construct(name=d.name, labels=d.labels)
+            if d.config.template != view.config.template:
+                return _new_revision(
+                    view, event, seq, d.cause or "updated", config=d.config, meta=meta
+                )
+            return view.model_copy(update={**base, "config": d.config, "meta": meta})
+        case ev.SetScaled():
+            config = view.config.model_copy(update={"replicas": event.data.replicas})
+            return view.model_copy(update={**base, "config": config})
+        case ev.SetRestarted():
+            return _new_revision(view, event, seq, "restart")
+        case ev.SetRolloutCompleted():
+            return _rollout_end(view, event, seq, event.data.revision, state="complete")
+        case ev.SetRolloutFailed():
+            d2 = event.data
+            return _rollout_end(view, event, seq, d2.revision, state="failed", reason=d2.reason)
+        case ev.SetDeleted():
+            return None
+        case ev.SetCreated():
+            raise AssertionError("handled above")
+        case _:
+            assert_never(event)
+
+
+def evolve_volume(view: VolumeView | None, event: VolumeEvent, seq: int) -> VolumeView | None:
+    """The volume after ``event``; None when it does not exist."""
+    match event:
+        case ev.VolumeCreated():
+            d = event.data
+            return VolumeView(
+                meta=Meta.model_construct(name=d.name, labels=d.labels),
+                config=d.config,
+                revision=seq,
+                created_at=event.at,
+                updated_at=event.at,
+            )
+        case ev.VolumeUpdated():
+            if view is None:
+                return None
+            d = event.data
+            return view.model_copy(
+                update={
+                    "meta": Meta.model_construct(name=d.name, labels=d.labels),
+                    "config": d.config,
+                    "revision": seq,
+                    "updated_at": event.at,
+                }
+            )
+        case ev.VolumeDeleted():
+            return None
+        case _:
+            assert_never(event)
+
+
+def fold_set(view: SetView | None, event: ev.AnyEvent, seq: int) -> SetView | None:
+    if not isinstance(event, SetEvent):
+        raise TypeError(f"{event.type} is not a set event")
+    return evolve_set(view, event, seq)
+
+
+def fold_volume(view: VolumeView | None, event: ev.AnyEvent, seq: int) -> VolumeView | None:
+    if not isinstance(event, VolumeEvent):
+        raise TypeError(f"{event.type} is not a volume event")
+    return evolve_volume(view, event, seq)
 
 
 def fold_task(task: TaskView | None, event: ev.AnyEvent, seq: int) -> TaskView | None:

@@ -13,7 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from voiyd.api.specs import Labels, Name, TaskConfig, TaskDoc
+from voiyd.api.specs import (
+    Labels,
+    Name,
+    SetConfig,
+    SetDoc,
+    TaskConfig,
+    TaskDoc,
+    VolumeConfig,
+    VolumeDoc,
+)
 from voiyd.api.views import NodeCapacity
 from voiyd.events.upcast import upcast
 
@@ -239,9 +248,14 @@ class NodeUncordoned(Event):
     data: NodeRef
 
 
+class NodeDrainData(NodeRef):
+    deadline_at: AwareDatetime | None = None
+    """After this, tasks still on the node are moved regardless of their Set's max_parallel."""
+
+
 class NodeDraining(Event):
     type: Literal["node.draining"] = "node.draining"
-    data: NodeRef
+    data: NodeDrainData
 
 
 class NodeLabelsData(NodeRef):
@@ -261,17 +275,26 @@ class NodeDeleted(Event):
 # ---- volume and set ---------------------------------------------------------------------------
 
 
-class VolumeData(_Frozen):
+class VolumeSpecData(_Frozen):
     name: Name
-    node: Name
-    type: Literal["host-local", "template"] = "host-local"
     labels: Labels = Field(default_factory=dict)
-    files: dict[str, str] = Field(default_factory=dict)
+    config: VolumeConfig
+
+    @classmethod
+    def from_doc(cls, doc: VolumeDoc) -> VolumeSpecData:
+        return cls.model_construct(name=doc.meta.name, labels=doc.meta.labels, config=doc.config)
 
 
 class VolumeCreated(Event):
     type: Literal["volume.created"] = "volume.created"
-    data: VolumeData
+    data: VolumeSpecData
+
+
+class VolumeUpdated(Event):
+    """Labels or a template's files changed (a volume's type and node never change)."""
+
+    type: Literal["volume.updated"] = "volume.updated"
+    data: VolumeSpecData
 
 
 class VolumeRef(_Frozen):
@@ -283,23 +306,30 @@ class VolumeDeleted(Event):
     data: VolumeRef
 
 
-class SetData(_Frozen):
+class SetSpecData(_Frozen):
     name: Name
     labels: Labels = Field(default_factory=dict)
-    replicas: int = Field(ge=0, le=10_000)
-    template: TaskConfig
-    max_parallel: int = Field(default=1, ge=1)
-    min_healthy_s: float = Field(default=0.0, ge=0)
+    config: SetConfig
+    cause: str = Field(default="", max_length=1024)
+    """Why: empty for an operator's change, ``rollback to revision N``, ``automatic rollback``."""
+
+    @classmethod
+    def from_doc(cls, doc: SetDoc, cause: str = "") -> SetSpecData:
+        return cls.model_construct(
+            name=doc.meta.name, labels=doc.meta.labels, config=doc.config, cause=cause
+        )
 
 
 class SetCreated(Event):
     type: Literal["set.created"] = "set.created"
-    data: SetData
+    data: SetSpecData
 
 
 class SetUpdated(Event):
+    """A new spec; a changed template is a new template revision and starts a rollout."""
+
     type: Literal["set.updated"] = "set.updated"
-    data: SetData
+    data: SetSpecData
 
 
 class SetScaledData(_Frozen):
@@ -314,6 +344,33 @@ class SetScaled(Event):
 
 class SetRef(_Frozen):
     name: Name
+
+
+class SetRestarted(Event):
+    """A new template revision with the same template: every member is replaced (rolling)."""
+
+    type: Literal["set.restarted"] = "set.restarted"
+    data: SetRef
+
+
+class RolloutData(_Frozen):
+    name: Name
+    revision: int = Field(ge=1)
+    """The template revision the rollout was moving to."""
+
+
+class SetRolloutCompleted(Event):
+    type: Literal["set.rollout-completed"] = "set.rollout-completed"
+    data: RolloutData
+
+
+class RolloutFailedData(RolloutData):
+    reason: str = Field(max_length=4096)
+
+
+class SetRolloutFailed(Event):
+    type: Literal["set.rollout-failed"] = "set.rollout-failed"
+    data: RolloutFailedData
 
 
 class SetDeleted(Event):
@@ -349,10 +406,14 @@ AnyEvent = Annotated[
     | NodeLabeled
     | NodeDeleted
     | VolumeCreated
+    | VolumeUpdated
     | VolumeDeleted
     | SetCreated
     | SetUpdated
     | SetScaled
+    | SetRestarted
+    | SetRolloutCompleted
+    | SetRolloutFailed
     | SetDeleted,
     Field(discriminator="type"),
 ]
