@@ -39,9 +39,14 @@ class ImageUnavailable(Exception):
     """The test image is missing and cannot be built here (no docker CLI, no busybox...)."""
 
 
-def _rootfs_tar() -> bytes:
+def _rootfs_tar(files: dict[str, bytes] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, content in (files or {}).items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
         bin_dir = tarfile.TarInfo("bin")
         bin_dir.type = tarfile.DIRTYPE
         bin_dir.mode = 0o755
@@ -76,6 +81,17 @@ def ensure_test_image() -> str:
     return TEST_IMAGE
 
 
+def ensure_variant(tag: str, files: dict[str, bytes]) -> str:
+    """``voiyd-test/busybox:<tag>``: the test image plus ``files`` (top-level paths), built once."""
+    image = f"voiyd-test/busybox:{tag}"
+    if _docker("image", "inspect", image).returncode == 0:
+        return image
+    done = _docker("import", "-", image, stdin=_rootfs_tar(files))
+    if done.returncode != 0:
+        raise ImageUnavailable(f"docker import failed: {done.stderr.decode(errors='replace')}")
+    return image
+
+
 def require_test_image() -> str:
     """The test image, or skip (fail when VOIYD_REQUIRE_DOCKER=1) if Docker cannot give it."""
     problem = ""
@@ -89,3 +105,17 @@ def require_test_image() -> str:
     if os.environ.get("VOIYD_REQUIRE_DOCKER", "") not in ("", "0"):
         pytest.fail(f"Docker is required (VOIYD_REQUIRE_DOCKER=1): {problem}")
     pytest.skip(problem)
+
+
+def node_containers(node: str) -> list[str]:
+    """Ids of every container (running or not) an agent named ``node`` made."""
+    out = _docker("ps", "-aq", "--filter", f"label=io.voiyd.node={node}")
+    return out.stdout.decode().split()
+
+
+def remove_node_containers(*nodes: str) -> None:
+    """Remove what agents named ``nodes`` left (tests stop what they start)."""
+    for node in nodes:
+        ids = node_containers(node)
+        if ids:
+            _docker("rm", "-f", *ids)

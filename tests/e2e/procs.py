@@ -13,7 +13,19 @@ from pathlib import Path
 class DaemonProcess:
     """One voiyd daemon (``python -m <module>``) with its stderr in a log file."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path, ready_text: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        args: list[str],
+        log_path: Path,
+        ready_text: str,
+        *,
+        python: str = sys.executable,
+        cwd: Path | None = None,
+    ) -> None:
+        self.python = python
+        """The interpreter (an upgrade test runs an agent from a venv of its own)."""
+        self.cwd = cwd
         self.module = module
         self.args = args
         self.log_path = log_path
@@ -26,7 +38,8 @@ class DaemonProcess:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module, *self.args],
+                [self.python, "-m", self.module, *self.args],
+                cwd=self.cwd,
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

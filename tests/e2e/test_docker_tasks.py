@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dockerimage import require_test_image
+from tests.dockerimage import node_containers, remove_node_containers, require_test_image
 from tests.e2e.cluster import running_cluster
 from tests.e2e.test_exec_tasks import http_answers
 from tests.natsserver import NatsServer
@@ -34,24 +34,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _containers(node: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=io.voiyd.node={node}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return out.stdout.split()
-
-
 @pytest.fixture
 def node_name() -> Iterator[str]:
     name = f"d{os.getpid()}-{os.urandom(3).hex()}"
     yield name
-    ids = _containers(name)
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=60, check=False)
+    remove_node_containers(name)
 
 
 async def test_docker_task_runs_answers_then_stop_removes_the_container(
@@ -70,15 +57,15 @@ async def test_docker_task_runs_answers_then_stop_removes_the_container(
         status = task["status"]
         assert status["node"] == node_name and status["container_id"] and status["ip"]
         assert await http_answers(port)
-        assert _containers(node_name) == [status["container_id"][:12]]
+        assert node_containers(node_name) == [status["container_id"][:12]]
 
         await cluster.api("task", "stop", {"name": "web"})
         await cluster.wait_phase("web", "stopped")
         for _ in range(100):
-            if not _containers(node_name):
+            if not node_containers(node_name):
                 break
             await asyncio.sleep(0.1)
-        assert _containers(node_name) == []
+        assert node_containers(node_name) == []
         deleted = await cluster.api("task", "delete", {"name": "web"})
         listed = await cluster.api("task", "list", {"min_revision": deleted["revision"]})
         assert listed["tasks"] == []
@@ -94,7 +81,7 @@ async def test_an_image_that_does_not_exist_fails_with_a_clear_reason(
         await cluster.create("ghost", {"image": "voiyd-test/does-not-exist:404"})
         failed = await cluster.wait_phase("ghost", "failed", timeout=120)
         assert "image pull failed" in failed["status"]["reason"]
-        assert _containers(node_name) == []
+        assert node_containers(node_name) == []
 
 
 async def test_voiydctl_run_wait_get_stop_delete_with_docker(
@@ -147,9 +134,9 @@ async def test_voiydctl_run_wait_get_stop_delete_with_docker(
         assert stop.returncode == 0, stop.stderr
         await cluster.wait_phase("web", "stopped")
         for _ in range(100):
-            if not _containers(node_name):
+            if not node_containers(node_name):
                 break
             await asyncio.sleep(0.1)
-        assert _containers(node_name) == []
+        assert node_containers(node_name) == []
         delete = await asyncio.to_thread(ctl, "delete", "task", "web")
         assert delete.returncode == 0, delete.stderr

@@ -45,6 +45,18 @@ LIST = f"{API}.task.list"
 NODE_GET = f"{API}.node.get"
 EVENTS = f"{API}.event.list"
 INFO = f"{API}.system.info"
+SET_CREATE = f"{API}.set.create"
+SET_SCALE = f"{API}.set.scale"
+SET_UNDO = f"{API}.set.undo"
+SET_GET = f"{API}.set.get"
+SET_DELETE = f"{API}.set.delete"
+VOLUME_CREATE = f"{API}.volume.create"
+VOLUME_DELETE = f"{API}.volume.delete"
+VOLUME_GET = f"{API}.volume.get"
+NODE_CORDON = f"{API}.node.cordon"
+NODE_DRAIN = f"{API}.node.drain"
+NODE_LABEL = f"{API}.node.label"
+NODE_DELETE = f"{API}.node.delete"
 
 WEB = {"meta": {"name": "web", "labels": {"app": "web"}}, "config": {"image": "nginx:alpine"}}
 STALE_REVISION = 1
@@ -60,6 +72,16 @@ def doc(name: str = "api", labels: Any = None, **config: Any) -> dict[str, Any]:
 
 def create(**kwargs: Any) -> dict[str, Any]:
     return {"task": doc(**kwargs)}
+
+
+def set_create(name: str = "web", **template: Any) -> dict[str, Any]:
+    """A Set create request; ``template`` defaults to a valid docker task."""
+    config = {"replicas": 2, "template": {"image": "nginx:alpine", **template}}
+    return {"set": {"meta": {"name": name}, "config": config}}
+
+
+def volume_create(name: str = "data", **config: Any) -> dict[str, Any]:
+    return {"volume": {"meta": {"name": name}, "config": config}}
 
 
 async def event_count(nc: Client) -> int:
@@ -437,6 +459,126 @@ CASES = [
         "config.cpu",
     ),
     case("patch-labels-as-list", PATCH, {"name": "web", "labels": ["a"]}, INVALID, "labels"),
+    # ---- sets ----------------------------------------------------------------------------------
+    case("set-name-57-chars", SET_CREATE, set_create("a" * 57), INVALID, "set.meta.name", "56"),
+    case(
+        "set-replicas-negative",
+        SET_CREATE,
+        {"set": {"meta": {"name": "s"}, "config": {"replicas": -1, "template": {"image": "x"}}}},
+        INVALID,
+        "set.config.replicas",
+    ),
+    case(
+        "set-without-template",
+        SET_CREATE,
+        {"set": {"meta": {"name": "s"}, "config": {}}},
+        INVALID,
+        "set.config.template",
+        "missing",
+    ),
+    case(
+        "set-template-port-zero",
+        SET_CREATE,
+        set_create(ports=["0:80"]),
+        INVALID,
+        "set.config.template.ports.0.host",
+    ),
+    case(
+        "set-mounts-missing-volume",
+        SET_CREATE,
+        set_create(mounts=["ghost:/g"]),
+        INVALID,
+        "set.config.template.mounts.0.source",
+        "'ghost' does not exist",
+    ),
+    case("set-scale-negative", SET_SCALE, {"name": "web", "replicas": -1}, INVALID, "replicas"),
+    case(
+        "set-scale-unknown",
+        SET_SCALE,
+        {"name": "ghost", "replicas": 1},
+        NotFoundError,
+        None,
+        "'ghost'",
+    ),
+    case(
+        "set-undo-revision-zero",
+        SET_UNDO,
+        {"name": "web", "to_revision": 0},
+        INVALID,
+        "to_revision",
+    ),
+    case("set-undo-unknown", SET_UNDO, {"name": "ghost"}, NotFoundError, None, "'ghost'"),
+    case("set-get-unknown", SET_GET, {"name": "ghost"}, NotFoundError, None, "'ghost'"),
+    case("set-delete-unknown", SET_DELETE, {"name": "ghost"}, NotFoundError, None, "'ghost'"),
+    # ---- volumes -------------------------------------------------------------------------------
+    case(
+        "volume-host-local-without-node",
+        VOLUME_CREATE,
+        volume_create(type="host-local"),
+        INVALID,
+        "volume.config",
+        "needs node",
+    ),
+    case(
+        "volume-template-parent-path",
+        VOLUME_CREATE,
+        volume_create(type="template", files={"../etc/passwd": "x"}),
+        INVALID,
+        "volume.config.files",
+        "'..'",
+    ),
+    case(
+        "volume-unknown-type",
+        VOLUME_CREATE,
+        volume_create(type="nfs", node="n1"),
+        INVALID,
+        "volume.config.type",
+    ),
+    case(
+        "volume-on-unknown-node",
+        VOLUME_CREATE,
+        volume_create(type="host-local", node="n9"),
+        INVALID,
+        "volume.config.node",
+        "'n9' is unknown",
+    ),
+    case("volume-delete-unknown", VOLUME_DELETE, {"name": "ghost"}, NotFoundError, None, "'ghost'"),
+    case("volume-get-unknown", VOLUME_GET, {"name": "ghost"}, NotFoundError, None, "'ghost'"),
+    case(
+        "task-mounts-missing-volume",
+        CREATE,
+        create(mounts=["ghost:/g"]),
+        INVALID,
+        "task.config.mounts.0.source",
+        "'ghost' does not exist",
+    ),
+    case(
+        "patch-mounts-missing-volume",
+        PATCH,
+        {"name": "web", "config": {"mounts": ["ghost:/g"]}},
+        INVALID,
+        "config.mounts.0.source",
+        "'ghost' does not exist",
+    ),
+    # ---- nodes ---------------------------------------------------------------------------------
+    case("node-cordon-unknown", NODE_CORDON, {"name": "n9"}, NotFoundError, None, "'n9'"),
+    case("node-delete-unknown", NODE_DELETE, {"name": "n9"}, NotFoundError, None, "'n9'"),
+    case(
+        "node-drain-deadline-zero",
+        NODE_DRAIN,
+        {"name": "n9", "deadline_s": 0},
+        INVALID,
+        "deadline_s",
+    ),
+    case("node-label-without-labels", NODE_LABEL, {"name": "n9"}, INVALID, "labels", "missing"),
+    case(
+        "node-label-unknown",
+        NODE_LABEL,
+        {"name": "n9", "labels": {"a": "b"}},
+        NotFoundError,
+        None,
+        "'n9'",
+    ),
     # ---- size ----------------------------------------------------------------------------------
     case(
         "payload-over-256kib",

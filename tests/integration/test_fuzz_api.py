@@ -260,6 +260,8 @@ async def test_random_payloads_always_get_an_answer_and_refusals_append_nothing(
     await asyncio.to_thread(fuzz)
 
     # Still alive and still correct: a valid write and a read of it succeed.
+    volume = {"meta": {"name": "data"}, "config": {"type": "template", "files": {"a": "b"}}}
+    await call(nc, f"{API}.volume.apply", {"volume": volume})  # the task mounts it
     body = copy.deepcopy(VALID_CREATE)
     body["task"]["meta"]["name"] = "after-fuzz"
     created = await call(nc, f"{API}.task.create", body)

@@ -156,9 +156,14 @@ UNREACHABLE = "nats://127.0.0.1:1"
             id="malformed-yaml",
         ),
         pytest.param(
-            "version: volume/v1\nmeta: {name: data}\nconfig: {}\n",
-            "error: document 1 (volume/data): version: unsupported kind 'volume/v1'",
+            "version: job/v1\nmeta: {name: data}\nconfig: {}\n",
+            "error: document 1 (job/data): version: unsupported kind 'job/v1'",
             id="unknown-kind",
+        ),
+        pytest.param(
+            "version: volume/v1\nmeta: {name: data}\nconfig: {}\n",
+            "error: document 1 (volume/data): config: a host-local volume needs node",
+            id="volume-without-node",
         ),
         pytest.param(
             "version: task/v1\nmeta: {name: web}\nconfig: {image: nginx, memory: 1}\n",

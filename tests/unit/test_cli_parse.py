@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from voiyd.cli.parse import parse_pairs, parse_since, parse_target
+from voiyd.cli.parse import (
+    parse_file_spec,
+    parse_label_changes,
+    parse_pairs,
+    parse_ref,
+    parse_since,
+    parse_target,
+)
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -39,6 +46,10 @@ def test_parse_pairs_rejects_what_is_not_key_value(bad: str) -> None:
         pytest.param("task/web", None, ("task", "web"), id="slash"),
         pytest.param("NODES", None, ("node", None), id="case-insensitive"),
         pytest.param("no", "n1", ("node", "n1"), id="alias"),
+        pytest.param("sets", None, ("set", None), id="sets"),
+        pytest.param("set/web", None, ("set", "web"), id="set-slash"),
+        pytest.param("vol", "data", ("volume", "data"), id="volume-alias"),
+        pytest.param("volumes", None, ("volume", None), id="volumes"),
     ],
 )
 def test_parse_target_reads_kind_and_name(
@@ -50,7 +61,7 @@ def test_parse_target_reads_kind_and_name(
 @pytest.mark.parametrize(
     ("kind", "name"),
     [
-        pytest.param("sets", None, id="unknown-kind"),
+        pytest.param("jobs", None, id="unknown-kind"),
         pytest.param("task/web", "web", id="slash-and-name"),
         pytest.param("task/", None, id="slash-without-name"),
     ],
@@ -75,3 +86,60 @@ def test_parse_since_nothing_means_from_the_start() -> None:
 def test_parse_since_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="neither a sequence number"):
         parse_since("yesterday", NOW)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(["disk=ssd"], {"disk": "ssd"}, id="set"),
+        pytest.param(["gpu-"], {"gpu": None}, id="remove"),
+        pytest.param(["a=1", "b-", "c="], {"a": "1", "b": None, "c": ""}, id="mixed"),
+        pytest.param(["a=x-"], {"a": "x-"}, id="value-ending-in-dash"),
+    ],
+)
+def test_parse_label_changes_sets_and_removes(
+    values: list[str], expected: dict[str, str | None]
+) -> None:
+    assert parse_label_changes(values) == expected
+
+
+@pytest.mark.parametrize("bad", [[], ["disk"], ["-"], ["=ssd"]])
+def test_parse_label_changes_rejects(bad: list[str]) -> None:
+    with pytest.raises(ValueError):
+        parse_label_changes(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("conf/nginx.conf", ("conf/nginx.conf", None), id="path"),
+        pytest.param("a.conf=site/b.conf", ("a.conf", "site/b.conf"), id="path-and-name"),
+    ],
+)
+def test_parse_file_spec(text: str, expected: tuple[str, str | None]) -> None:
+    assert parse_file_spec(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["=name", "path="])
+def test_parse_file_spec_rejects(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_file_spec(bad)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("set/web", None), ("set", "web"), ("sets", "web"), ("SET/web", None)]
+)
+def test_parse_ref_reads_set_slash_name_and_set_name(kind: str, name: str | None) -> None:
+    assert parse_ref(kind, name, "set") == "web"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "message"),
+    [
+        ("task/web", None, "works on sets, not tasks"),
+        ("set", None, "which set?"),
+    ],
+)
+def test_parse_ref_rejects(kind: str, name: str | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_ref(kind, name, "set")

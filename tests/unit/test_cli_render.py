@@ -8,8 +8,29 @@ from typing import Any
 
 import pytest
 
-from voiyd.api.specs import Meta, TaskConfig
-from voiyd.api.views import EventView, NodeCapacity, NodeView, TaskStatus, TaskView
+from voiyd.api.specs import (
+    SET_LABEL,
+    SET_REVISION_LABEL,
+    Meta,
+    SetConfig,
+    SetMeta,
+    TaskConfig,
+    VolumeConfig,
+)
+from voiyd.api.views import (
+    Condition,
+    EventView,
+    NodeCapacity,
+    NodeView,
+    RolloutStatus,
+    SetRevision,
+    SetStatus,
+    SetView,
+    TaskStatus,
+    TaskView,
+    VolumeStatus,
+    VolumeView,
+)
 from voiyd.cli import describe, render
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -108,6 +129,16 @@ def test_node_row_shows_allocated_over_capacity() -> None:
             id="memory-is-readable",
         ),
         pytest.param({"name": "web"}, "", id="nothing-but-the-name"),
+        pytest.param(
+            {"name": "web", "config": {"replicas": 3, "template": {"image": "nginx"}}},
+            "replicas=3 image=nginx",
+            id="set-spec",
+        ),
+        pytest.param(
+            {"name": "data", "config": {"type": "host-local", "node": "n1", "files": {}}},
+            "type=host-local node=n1",
+            id="volume-spec",
+        ),
     ],
 )
 def test_event_summary(data: dict[str, Any], summary: str) -> None:
@@ -132,3 +163,155 @@ def test_describe_task_shows_spec_status_and_events() -> None:
     assert re.search(r"^  Phase: +running$", text, re.M)
     assert re.search(r"^  PID: +42$", text, re.M)
     assert "  7     5m    task.created   me" in text
+
+
+NGINX = TaskConfig(image="nginx:1.27")
+
+
+def _set(**status: Any) -> SetView:
+    history = [
+        SetRevision(
+            revision=r, template=NGINX, cause=c, at=CREATED + timedelta(minutes=r), seq=10 + r
+        )
+        for r, c in ((1, "created"), (2, "updated"), (3, "rollback to revision 1"))
+    ]
+    return SetView(
+        meta=SetMeta(name="web", labels={"app": "web"}),
+        config=SetConfig.model_validate(
+            {"replicas": 4, "template": NGINX, "update": {"max_parallel": 2}}
+        ),
+        status=SetStatus(**status),
+        history=history,
+        revision=20,
+        created_at=CREATED,
+        updated_at=NOW,
+    )
+
+
+def test_set_row_has_the_table_columns() -> None:
+    view = _set(
+        template_revision=3,
+        tasks=5,
+        updated=2,
+        available=3,
+        rollout=RolloutStatus(state="progressing", revision=3),
+    )
+    assert dict(zip(render.SET_HEADERS, render.set_row(view, NOW), strict=True)) == {
+        "NAME": "web",
+        "REPLICAS": "4",
+        "READY": "3/4",
+        "UP-TO-DATE": "2",
+        "REVISION": "3",
+        "ROLLOUT": "progressing",
+        "AGE": "5m",
+    }
+    wide = dict(zip(render.SET_WIDE_HEADERS, render.set_row(view, NOW, wide=True), strict=True))
+    assert wide["TASKS"] == "5"
+    assert wide["IMAGE"] == "nginx:1.27"
+    assert wide["STRATEGY"] == "stop-first,max 2"
+    assert wide["REASON"] == "<none>"
+
+
+def _volume(config: VolumeConfig, used_by: list[str]) -> VolumeView:
+    return VolumeView(
+        meta=Meta(name="data"),
+        config=config,
+        status=VolumeStatus(used_by=used_by),
+        revision=3,
+        created_at=CREATED,
+        updated_at=CREATED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "used_by", "row"),
+    [
+        pytest.param(
+            VolumeConfig(type="host-local", node="n1"),
+            ["task/db", "set/web"],
+            ["data", "host-local", "n1", "task/db,set/web", "5m"],
+            id="host-local",
+        ),
+        pytest.param(
+            VolumeConfig(type="template", files={"a.conf": "x"}),
+            [],
+            ["data", "template", "<any>", "<none>", "5m"],
+            id="template-on-any-node",
+        ),
+    ],
+)
+def test_volume_row(config: VolumeConfig, used_by: list[str], row: list[str]) -> None:
+    assert render.volume_row(_volume(config, used_by), NOW) == row
+
+
+def test_history_rows_mark_the_current_revision() -> None:
+    rows = render.history_rows(_set(template_revision=2))
+    assert [r[:2] for r in rows] == [
+        ["1", "created"],
+        ["2*", "updated"],
+        ["3", "rollback to revision 1"],
+    ]
+    assert rows[0][2] == "2025-01-01 11:56:00"
+
+
+def _member(index: int, revision: int, phase: str, node: str) -> TaskView:
+    running = [Condition(type="Running", status=True, at=CREATED)] if phase == "running" else []
+    labels = {SET_LABEL: "web", SET_REVISION_LABEL: str(revision)}
+    return _task(phase=phase, node=node, conditions=running).model_copy(
+        update={"meta": Meta(name=f"web-{index}", labels=labels)}
+    )
+
+
+def test_describe_set_shows_strategy_rollout_history_and_members() -> None:
+    view = _set(
+        template_revision=3,
+        tasks=2,
+        updated=1,
+        available=1,
+        rollout=RolloutStatus(state="failed", revision=3, reason="web-2 failed", started_at=NOW),
+    )
+    tasks = [
+        _member(2, 3, "failed", "n2"),
+        _member(1, 2, "running", "n1"),
+        _task(phase="running"),  # not a member: not listed
+    ]
+    text = describe.describe_set(view, tasks, [], NOW)
+    assert re.search(r"^  Max parallel: +2$", text, re.M)
+    assert re.search(r"^  State: +failed$", text, re.M)
+    assert re.search(r"^  Reason: +web-2 failed$", text, re.M)
+    assert re.search(r"^  Image: +nginx:1.27$", text, re.M)
+    members = text.split("Members:\n", 1)[1].split("Events:", 1)[0].splitlines()
+    assert [line.split()[:5] for line in members] == [
+        ["NAME", "PHASE", "NODE", "REVISION", "AVAILABLE"],
+        ["web-1", "running", "n1", "2", "yes"],
+        ["web-2", "failed", "n2", "3", "no"],
+    ]
+    history = text.split("History:\n", 1)[1].split("Members:", 1)[0]
+    assert "3*" in history
+
+
+def test_describe_volume_lists_template_files_and_users() -> None:
+    view = _volume(VolumeConfig(type="template", files={"a.conf": "hello"}), ["task/web"])
+    text = describe.describe_volume(view, [], NOW)
+    assert re.search(r"^Node: +<any>$", text, re.M)
+    assert re.search(r"^Used by: +task/web$", text, re.M)
+    assert re.search(r"^  a.conf: +5 bytes$", text, re.M)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        pytest.param({}, "yes", id="schedulable"),
+        pytest.param({"schedulable": False}, "no (cordoned)", id="cordoned"),
+        pytest.param(
+            {"schedulable": False, "draining": True, "drain_deadline": NOW},
+            "no (draining, deadline 2025-01-01 12:00:00)",
+            id="draining",
+        ),
+    ],
+)
+def test_describe_node_says_why_it_is_not_schedulable(changes: dict[str, Any], shown: str) -> None:
+    node = NodeView(name="n1", revision=1, created_at=NOW, updated_at=NOW, **changes)
+    assert re.search(
+        rf"^Schedulable: +{re.escape(shown)}$", describe.describe_node(node, [], NOW), re.M
+    )

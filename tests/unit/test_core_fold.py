@@ -7,16 +7,21 @@ from typing import Any
 
 import pytest
 
-from voiyd.api.specs import TaskConfig
-from voiyd.api.views import NodeCapacity, NodeView, TaskView
+from voiyd.api.specs import SetConfig, TaskConfig, VolumeConfig
+from voiyd.api.views import HISTORY_MAX, NodeCapacity, NodeView, SetView, TaskView
 from voiyd.events import models as ev
 from voiyd.events.fold import (
     NodeEvent,
+    SetEvent,
     TaskEvent,
     evolve_node,
+    evolve_set,
     evolve_task,
+    evolve_volume,
     fold_node,
+    fold_set,
     fold_task,
+    fold_volume,
 )
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -451,6 +456,12 @@ def test_joined_node_is_ready_and_schedulable() -> None:
             [ref(ev.NodeDraining), ref(ev.NodeReady)], "draining", False, id="ready-keeps-drain"
         ),
         pytest.param(
+            [ref(ev.NodeDraining), ref(ev.NodeNotReady, reason="x"), ref(ev.NodeReady)],
+            "draining",
+            False,
+            id="not-ready-then-ready-keeps-drain",
+        ),
+        pytest.param(
             [ref(ev.NodeDraining), ref(ev.NodeUncordoned)], "ready", True, id="uncordon-drain"
         ),
         pytest.param(
@@ -548,3 +559,103 @@ def test_a_new_placement_starts_with_no_dropped_lines() -> None:
     moved = ev.TaskScheduled(**env(5), data=ev.PlacementData(**place(node="n2", epoch=2)))
     after = fold(dropped(7), moved, task=running(), start_seq=4)
     assert after.status.logs_dropped == 0
+
+
+# ---- sets ---------------------------------------------------------------------------------------
+
+
+def set_spec(image: str = "nginx:1", replicas: int = 2, cause: str = "") -> ev.SetSpecData:
+    config = SetConfig.model_validate({"replicas": replicas, "template": {"image": image}})
+    return ev.SetSpecData(name="web", labels={"app": "web"}, config=config, cause=cause)
+
+
+def set_after(*events: SetEvent) -> SetView:
+    view: SetView | None = None
+    for seq, event in enumerate(events, start=1):
+        view = evolve_set(view, event, seq)
+    assert view is not None
+    return view
+
+
+def test_created_set_is_revision_1_progressing_with_one_history_entry() -> None:
+    view = set_after(ev.SetCreated(**env(0), data=set_spec()))
+    assert (view.status.template_revision, view.status.rollout.state) == (1, "progressing")
+    assert [(h.revision, h.cause, h.seq) for h in view.history] == [(1, "created", 1)]
+
+
+def test_only_a_changed_template_or_a_restart_makes_a_new_revision() -> None:
+    view = set_after(
+        ev.SetCreated(**env(0), data=set_spec()),
+        ev.SetUpdated(**env(1), data=set_spec(replicas=5)),
+        ev.SetScaled(**env(2), data=ev.SetScaledData(name="web", replicas=1)),
+        ev.SetUpdated(**env(3), data=set_spec("nginx:2", replicas=1)),
+        ev.SetRestarted(**env(4), data=ev.SetRef(name="web")),
+        ev.SetUpdated(**env(5), data=set_spec("nginx:1", 1, cause="rollback to revision 1")),
+    )
+    assert view.config.replicas == 1
+    assert [(h.revision, h.cause, h.template.image) for h in view.history] == [
+        (1, "created", "nginx:1"),
+        (2, "updated", "nginx:2"),
+        (3, "restart", "nginx:2"),
+        (4, "rollback to revision 1", "nginx:1"),
+    ]
+
+
+def test_set_history_keeps_the_last_ten_revisions() -> None:
+    events: list[SetEvent] = [ev.SetCreated(**env(0), data=set_spec())]
+    events += [ev.SetUpdated(**env(i), data=set_spec(f"nginx:{i}")) for i in range(2, 15)]
+    view = set_after(*events)
+    assert len(view.history) == HISTORY_MAX
+    assert view.history[-1].revision == view.status.template_revision == 14
+
+
+def test_rollout_end_of_the_current_revision_is_recorded_and_a_stale_one_ignored() -> None:
+    created_set = ev.SetCreated(**env(0), data=set_spec())
+    stale = ev.SetRolloutFailed(
+        **env(2), data=ev.RolloutFailedData(name="web", revision=1, reason="x")
+    )
+    done = ev.SetRolloutCompleted(**env(3), data=ev.RolloutData(name="web", revision=2))
+    view = set_after(created_set, ev.SetUpdated(**env(1), data=set_spec("nginx:2")), stale, done)
+    assert (view.status.rollout.state, view.status.rollout.finished_at) == ("complete", at(3))
+    assert view.revision == 4
+
+
+def test_set_deleted_is_gone_and_fold_set_refuses_other_kinds() -> None:
+    gone = evolve_set(
+        set_after(ev.SetCreated(**env(0), data=set_spec())),
+        ev.SetDeleted(**env(1), data=ev.SetRef(name="web")),
+        2,
+    )
+    assert gone is None
+    with pytest.raises(TypeError):
+        fold_set(None, created(), 1)
+
+
+# ---- volumes ------------------------------------------------------------------------------------
+
+
+def test_volume_is_created_updated_and_deleted() -> None:
+    config = VolumeConfig(type="template", files={"a": "1"})
+    data = ev.VolumeSpecData(name="conf", config=config)
+    view = evolve_volume(None, ev.VolumeCreated(**env(0), data=data), 1)
+    assert view is not None and view.config.files == {"a": "1"}
+    newer = VolumeConfig(type="template", files={"a": "2"})
+    changed = ev.VolumeUpdated(**env(1), data=ev.VolumeSpecData(name="conf", config=newer))
+    view = evolve_volume(view, changed, 2)
+    assert view is not None
+    assert (view.config.files, view.revision, view.created_at) == ({"a": "2"}, 2, T0)
+    deleted = ev.VolumeDeleted(**env(2), data=ev.VolumeRef(name="conf"))
+    assert fold_volume(view, deleted, 3) is None
+    assert evolve_volume(None, changed, 4) is None
+
+
+# ---- draining survives ------------------------------------------------------------------------
+
+
+def test_a_draining_node_stays_draining_across_a_rejoin_and_ready() -> None:
+    deadline = at(30)
+    draining = node_after(
+        joined(), ev.NodeDraining(**env(1), data=ev.NodeDrainData(name="n1", deadline_at=deadline))
+    )
+    still = node_after(joined(2), ref(ev.NodeReady, 3), node=draining)
+    assert (still.phase, still.schedulable, still.drain_deadline) == ("draining", False, deadline)

@@ -33,8 +33,8 @@ def _spec(tmp_path: Path, **config: Any) -> ContainerSpec:
     )
 
 
-def test_the_container_is_named_for_task_and_epoch(tmp_path: Path) -> None:
-    assert container_name(_spec(tmp_path)) == "voiyd-web-3"
+def test_the_container_is_named_for_task_epoch_and_revision(tmp_path: Path) -> None:
+    assert container_name(_spec(tmp_path)) == "voiyd-web-3-r9"
 
 
 def test_create_body_carries_the_whole_task_config(tmp_path: Path) -> None:

@@ -45,8 +45,27 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "task.stop": rq.StopTask,
     "task.get": rq.GetByName,
     "task.list": rq.ListQuery,
+    "set.create": rq.CreateSet,
+    "set.apply": rq.ApplySet,
+    "set.update": rq.UpdateSet,
+    "set.delete": rq.DeleteSet,
+    "set.scale": rq.ScaleSet,
+    "set.undo": rq.UndoSet,
+    "set.restart": rq.RestartSet,
+    "set.get": rq.GetByName,
+    "set.list": rq.ListQuery,
+    "volume.create": rq.CreateVolume,
+    "volume.apply": rq.ApplyVolume,
+    "volume.delete": rq.DeleteVolume,
+    "volume.get": rq.GetByName,
+    "volume.list": rq.ListQuery,
     "node.get": rq.GetByName,
     "node.list": rq.ListQuery,
+    "node.cordon": rq.CordonNode,
+    "node.uncordon": rq.UncordonNode,
+    "node.drain": rq.DrainNode,
+    "node.label": rq.LabelNode,
+    "node.delete": rq.DeleteNode,
     "event.list": rq.ListEvents,
     "system.info": rq.Query,
 }
@@ -54,6 +73,8 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
 
 REPLY_MODELS: dict[str, type[BaseModel]] = {
     "task.create": rq.WriteReply,
+    "set.create": rq.WriteReply,
+    "volume.create": rq.WriteReply,
     "event.list": rq.EventListReply,
     "system.info": rq.InfoReply,
 }
@@ -187,6 +208,10 @@ AGENT_SECTIONS: dict[str, list[type[BaseModel]]] = {
     f"### Heartbeat: `{subjects.AGENT_PREFIX}.<node>.heartbeat`": [ag.Heartbeat],
     f"### Reports: `{subjects.AGENT_PREFIX}.<node>.report`": [ag.TaskReport, ag.ReportReply],
     f"## Assignments: `$KV.{subjects.ASSIGNMENTS_BUCKET}.<node>.<task>`": [ag.Assignment],
+    f"### Upgrade: `{subjects.AGENT_PREFIX}.<node>.control.{subjects.UPGRADE_VERB}`": [
+        ag.UpgradeRequest,
+        ag.UpgradeReply,
+    ],
 }
 """Each section, and the models its JSON examples show, in order."""
 
@@ -222,6 +247,7 @@ NAMES = [
     subjects.EVENTS_STREAM,
     subjects.LOGS_STREAM,
     subjects.ASSIGNMENTS_BUCKET,
+    subjects.WHEELS_BUCKET,
     subjects.API_SERVICE,
     subjects.LOGS_SERVICE,
     subjects.EVENT_HEADER,
@@ -235,6 +261,7 @@ NAMES = [
     f"{subjects.AGENT_PREFIX}.<node>.heartbeat",
     f"{subjects.AGENT_PREFIX}.<node>.report",
     f"{subjects.AGENT_PREFIX}.<node>.control.<verb>",
+    f"{subjects.AGENT_PREFIX}.<node>.control.{subjects.UPGRADE_VERB}",
     f"{subjects.LOGS_PREFIX}.<node>.<task>",
     f"{subjects.API_PREFIX}.logs.<verb>",
 ]

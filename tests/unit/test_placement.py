@@ -10,11 +10,18 @@ from typing import Any
 
 import pytest
 
-from voiyd.api.specs import Meta, TaskConfig
-from voiyd.api.views import NodeCapacity, NodePhase, NodeView, TaskPhase, TaskStatus, TaskView
+from voiyd.api.specs import SET_LABEL, Meta, TaskConfig, VolumeConfig
+from voiyd.api.views import (
+    NodeCapacity,
+    NodePhase,
+    NodeView,
+    TaskPhase,
+    TaskStatus,
+    TaskView,
+    VolumeView,
+)
 from voiyd.scheduler.placement import (
     NO_NODES,
-    SET_LABEL,
     Demand,
     NodeState,
     Placed,
@@ -428,3 +435,71 @@ def test_holds_resources(
 
 def test_a_task_without_a_node_holds_nothing() -> None:
     assert holds_resources(task(phase="pending")) is False
+
+
+# ---- volumes ----------------------------------------------------------------------------------
+
+
+def volume(name: str, node: str | None, kind: str = "host-local") -> VolumeView:
+    files = {"f": "x"} if kind == "template" else {}
+    return VolumeView(
+        meta=Meta(name=name),
+        config=VolumeConfig.model_validate({"type": kind, "node": node, "files": files}),
+        revision=1,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+VOLUMES = {
+    "data": volume("data", "n2"),
+    "logs": volume("logs", "n3"),
+    "conf": volume("conf", None, "template"),
+    "local-conf": volume("local-conf", "n2", "template"),
+}
+THREE = [node("n1"), node("n2"), node("n3")]
+
+
+@pytest.mark.parametrize(
+    ("mounts", "nodes", "expected"),
+    [
+        pytest.param([], THREE, "n1", id="no-volume"),
+        pytest.param(["/srv:/srv"], THREE, "n1", id="bind-mount-pins-nothing"),
+        pytest.param(["data:/d"], THREE, "n2", id="host-local-pins"),
+        pytest.param(["data:/d:ro", "local-conf:/c"], THREE, "n2", id="two-on-one-node"),
+        pytest.param(["conf:/c"], THREE, "n1", id="template-without-node-anywhere"),
+        pytest.param(["local-conf:/c"], THREE, "n2", id="template-with-node-pins"),
+        pytest.param(
+            ["data:/d", "logs:/l"],
+            THREE,
+            "0/3 nodes fit: 2 volume data is on node n2, 1 volume logs is on node n3",
+            id="volumes-on-two-nodes",
+        ),
+        pytest.param(
+            ["data:/d"],
+            [node("n1"), node("n2", schedulable=False)],
+            "0/2 nodes fit: 1 volume data is on node n2, 1 cordoned",
+            id="volume-node-cordoned",
+        ),
+        pytest.param(
+            ["data:/d"],
+            [node("n2", cpus=1, running=[running(resources={"cpus": 1})])],
+            "0/1 nodes fit: 1 insufficient cpu",
+            id="volume-node-full",
+        ),
+        pytest.param(["nope:/n"], THREE, "volume nope does not exist", id="missing"),
+        pytest.param(["nope:/n"], [], "volume nope does not exist", id="missing-no-nodes"),
+        pytest.param(
+            ["zz:/z", "aa:/a"], THREE, "volumes aa, zz do not exist", id="two-missing-sorted"
+        ),
+    ],
+)
+def test_place_with_volumes(mounts: list[str], nodes: list[NodeState], expected: str) -> None:
+    t = task(mounts=mounts, resources={"cpus": 1})
+    reasons = {_outcome(place(t, list(p), VOLUMES)) for p in itertools.permutations(nodes)}
+    assert reasons == {expected}
+
+
+def test_demand_ignores_mounts_when_no_volumes_are_given() -> None:
+    d = Demand.of(task(mounts=["nope:/n"]))
+    assert (d.pins, d.missing) == ((), ())

@@ -5,20 +5,22 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from voiyd.api.specs import TaskConfig
+from voiyd.api.specs import SET_LABEL, SET_REVISION_LABEL, SetConfig, TaskConfig, VolumeConfig
 from voiyd.api.views import NodeCapacity
 from voiyd.bus import codec, subjects
 from voiyd.events import models as ev
-from voiyd.scheduler.placement import SET_LABEL, Demand, Placed, place_demand
+from voiyd.scheduler import rounds
+from voiyd.scheduler.placement import Demand, Placed, place_demand
 from voiyd.scheduler.plan import (
     Evict,
     MarkUnschedulable,
     Schedule,
+    evictions,
     node_states,
     plan,
     to_event,
@@ -357,6 +359,7 @@ def _random_log(rng: random.Random) -> Log:
         )
         if rng.random() < 0.2:
             log.add(node_event(rng.choice([ev.NodeCordoned, ev.NodeNotReady]), f"n{i}"))
+    log.add(volume_created("v1", "n0"), volume_created("v2", "n1", "template"))
     for i in range(rng.randint(0, 30)):
         config: dict[str, Any] = {
             "resources": {
@@ -365,6 +368,7 @@ def _random_log(rng: random.Random) -> Log:
             },
             "ports": rng.choice([[], ["8080:80"], ["127.0.0.1:8080:80"], ["9090:90/udp"]]),
             "node_selector": rng.choice(["", "zone=a", "zone!=a"]),
+            "mounts": rng.choice([[], [], ["v1:/a"], ["v2:/b"], ["v1:/a", "v2:/b"], ["v3:/c"]]),
         }
         labels = {SET_LABEL: rng.choice("xy")} if rng.random() < 0.5 else {}
         log.add(created(f"t{i}", labels=labels, **config))
@@ -379,9 +383,164 @@ def test_plan_places_like_place_called_once_per_task(seed: int) -> None:
     expected: list[tuple[str, str]] = []
     pending = sorted((t for t in view.tasks.values() if wants_node(t)), key=lambda t: t.revision)
     for t in pending:
-        d = Demand.of(t)
+        d = Demand.of(t, view.volumes)
         outcome = place_demand(d, list(states.values()))
         if isinstance(outcome, Placed):
             expected.append((t.meta.name, outcome.node))
             states[outcome.node] = states[outcome.node].with_demands([d])
     assert _placements(log.plan()) == expected
+
+
+# ---- drain, labels, volumes -------------------------------------------------------------------
+
+
+def set_created(name: str, replicas: int, **update: Any) -> ev.SetCreated:
+    config = SetConfig.model_validate(
+        {"replicas": replicas, "template": {"image": "busybox"}, "update": update}
+    )
+    return ev.SetCreated(**_envelope(), data=ev.SetSpecData(name=name, config=config))
+
+
+def member(set_name: str, index: int) -> ev.TaskCreated:
+    labels = {SET_LABEL: set_name, SET_REVISION_LABEL: "1"}
+    return created(f"{set_name}-{index}", labels=labels)
+
+
+def running_on(log: Log, node: str, *names: str) -> Log:
+    for name in names:
+        log.add(scheduled(name, node), started(name, node))
+    return log
+
+
+def draining(node: str, deadline: datetime | None = None) -> ev.NodeDraining:
+    return ev.NodeDraining(**_envelope(), data=ev.NodeDrainData(name=node, deadline_at=deadline))
+
+
+def _evicted(decisions: list[Any]) -> list[str]:
+    return [d.task for d in decisions if isinstance(d, Evict)]
+
+
+def test_drain_evicts_tasks_outside_sets_at_once() -> None:
+    log = Log().add(joined("n1"), joined("n2"), created("a"), created("b"))
+    running_on(log, "n1", "a", "b").add(draining("n1"))
+    decisions = evictions(log.view, NOW)
+    assert _evicted(decisions) == ["a", "b"]
+    assert {d.reason for d in decisions} == {"node n1 draining"}
+
+
+def test_drain_moves_a_sets_members_max_parallel_at_a_time() -> None:
+    log = Log().add(joined("n1"), joined("n2"), set_created("web", 3, max_parallel=1))
+    log.add(*(member("web", i) for i in (1, 2, 3)))
+    running_on(log, "n1", "web-1", "web-2", "web-3").add(draining("n1"))
+    assert _evicted(log.plan()) == ["web-1"]
+    log.apply(log.plan())
+    # web-1 waits for a node: the Set misses one replica, so nothing else leaves yet.
+    decisions = log.plan()
+    assert (_evicted(decisions), _placements(decisions)) == ([], [("web-1", "n2")])
+    log.apply(decisions)
+    assert _evicted(log.plan()) == []  # placed is not available: it must run first
+    log.add(started("web-1", "n2", epoch=2))
+    assert _evicted(log.plan()) == ["web-2"]
+
+
+def test_drain_counts_members_unavailable_elsewhere_against_the_budget() -> None:
+    log = Log().add(joined("n1"), joined("n2"), set_created("web", 3, max_parallel=2))
+    log.add(*(member("web", i) for i in (1, 2, 3)))
+    running_on(log, "n1", "web-1", "web-2").add(scheduled("web-3", "n2"))  # web-3 not running
+    log.add(draining("n1"))
+    assert _evicted(log.plan()) == ["web-1"]
+
+
+def test_drain_moves_a_member_that_is_not_available_at_once() -> None:
+    log = Log().add(joined("n1"), joined("n2"), set_created("web", 2, max_parallel=1))
+    log.add(*(member("web", i) for i in (1, 2)))
+    running_on(log, "n1", "web-1").add(scheduled("web-2", "n1"), draining("n1"))
+    # web-2 is not running: moving it costs nothing; web-1 must wait, one replica is missing.
+    assert _evicted(log.plan()) == ["web-2"]
+
+
+def test_drain_respects_min_healthy_s_of_the_set() -> None:
+    log = Log().add(joined("n1"), joined("n2"), set_created("web", 2, min_healthy_s=30))
+    log.add(*(member("web", i) for i in (1, 2)))
+    running_on(log, "n1", "web-1").add(draining("n1"))
+    # web-1 started at NOW: not available for 30s, so moving it costs nothing; web-2 is missing.
+    assert _evicted(log.plan()) == ["web-1"]
+
+
+def test_drain_moves_everything_left_once_its_deadline_has_passed() -> None:
+    log = Log().add(joined("n1"), joined("n2"), set_created("web", 3, max_parallel=1))
+    log.add(*(member("web", i) for i in (1, 2, 3)))
+    running_on(log, "n1", "web-1", "web-2", "web-3")
+    log.add(draining("n1", deadline=NOW + timedelta(minutes=5)))
+    assert _evicted(log.plan()) == ["web-1"]
+    later = NOW + timedelta(minutes=5)
+    assert rounds.wake_at(log.view, NOW) == later
+    assert _evicted(plan(log.view, later)) == ["web-1", "web-2", "web-3"]
+
+
+def test_a_label_change_evicts_tasks_whose_selector_no_longer_matches() -> None:
+    log = Log().add(joined("n1", labels={"zone": "a"}), joined("n2", labels={"zone": "b"}))
+    log.add(created("pinned", node_selector="zone=a"), created("free"))
+    running_on(log, "n1", "pinned", "free")
+    assert log.plan() == []
+    labeled = ev.NodeLabelsData(name="n1", labels={"zone": "c"})
+    log.add(ev.NodeLabeled(**_envelope(), data=labeled))
+    [evict] = log.plan()
+    assert isinstance(evict, Evict)
+    assert (evict.task, evict.reason) == (
+        "pinned",
+        "node n1 no longer matches node_selector zone=a",
+    )
+    log.apply([evict])
+    [again] = log.plan()
+    assert isinstance(again, MarkUnschedulable)  # nowhere left with zone=a
+
+
+def volume_created(name: str, node: str | None, kind: str = "host-local") -> ev.VolumeCreated:
+    files = {"a.conf": "x"} if kind == "template" else {}
+    config = VolumeConfig.model_validate({"type": kind, "node": node, "files": files})
+    return ev.VolumeCreated(**_envelope(), data=ev.VolumeSpecData(name=name, config=config))
+
+
+def test_a_task_mounting_a_host_local_volume_is_placed_on_its_node() -> None:
+    log = Log().add(joined("n1"), joined("n2"), volume_created("data", "n2"))
+    log.add(created("busy"), created("db", mounts=["data:/var/lib/db"]))
+    running_on(log, "n2", "busy")  # n2 is the worse node by score, but holds the data
+    assert _placements(log.plan()) == [("db", "n2")]
+
+
+def test_a_task_whose_volume_node_does_not_fit_is_unschedulable_with_the_reason() -> None:
+    log = Log().add(joined("n1"), joined("n2"), volume_created("data", "n2"))
+    log.add(node_event(ev.NodeCordoned, "n2"), created("db", mounts=["data:/var/lib/db"]))
+    [decision] = log.plan()
+    assert isinstance(decision, MarkUnschedulable)
+    assert decision.reason == "0/2 nodes fit: 1 volume data is on node n2, 1 cordoned"
+
+
+def test_a_task_mounting_a_missing_volume_is_unschedulable() -> None:
+    log = Log().add(joined("n1"), created("db", mounts=["data:/var/lib/db", "logs:/logs"]))
+    [decision] = log.plan()
+    assert isinstance(decision, MarkUnschedulable)
+    assert decision.reason == "volumes data, logs do not exist"
+    log.apply([decision]).add(volume_created("data", "n1"), volume_created("logs", "n1"))
+    assert _placements(log.plan()) == [("db", "n1")]
+
+
+def test_a_template_volume_without_a_node_goes_anywhere_and_with_one_pins() -> None:
+    log = Log().add(joined("n1"), joined("n2"), volume_created("conf", None, "template"))
+    log.add(volume_created("local-conf", "n2", "template"))
+    log.add(created("a", mounts=["conf:/etc/a"]), created("b", mounts=["local-conf:/etc/b"]))
+    assert _placements(log.plan()) == [("a", "n1"), ("b", "n2")]
+
+
+def test_view_folds_sets_and_volumes_and_remembers_deleted_revisions() -> None:
+    log = Log().add(set_created("web", 1), volume_created("data", "n1"), created("web-1"))
+    log.add(node_event(ev.TaskDeleted, "web-1"))
+    view = log.view
+    assert set(view.sets) == {"web"}
+    assert set(view.volumes) == {"data"}
+    assert "web-1" not in view.tasks
+    assert view.revision("task", "web-1") == 4
+    assert view.revision("task", "never") == 0
+    log.add(node_event(ev.SetDeleted, "web"))
+    assert (view.sets, view.revision("set", "web")) == ({}, 5)

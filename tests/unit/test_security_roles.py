@@ -106,6 +106,49 @@ def test_a_node_subscribes_to_its_inbox_and_control_subjects_only(
     assert allows(permissions("node", "n1").subscribe, subject) is expected
 
 
+WHEELS = f"OBJ_{subjects.WHEELS_BUCKET}"
+WHEEL_READS = [
+    f"$JS.API.STREAM.INFO.{WHEELS}",
+    f"$JS.API.STREAM.MSG.GET.{WHEELS}",
+    f"$JS.API.CONSUMER.CREATE.{WHEELS}",
+    f"$JS.FC.{WHEELS}.abc.1",
+]
+WHEEL_WRITES = [
+    f"$O.{subjects.WHEELS_BUCKET}.C.nuid1",
+    f"$O.{subjects.WHEELS_BUCKET}.M.dm9peWQtMC4xLjAtcHkzLW5vbmUtYW55LndobA==",
+    f"$JS.API.STREAM.CREATE.{WHEELS}",
+    f"$JS.API.STREAM.PURGE.{WHEELS}",
+]
+
+
+@pytest.mark.parametrize("subject", WHEEL_READS)
+def test_a_node_and_the_admin_may_read_the_wheels_store(subject: str) -> None:
+    assert allows(permissions("node", "n1").publish, subject)
+    assert allows(permissions("admin").publish, subject)
+    assert not allows(permissions("viewer").publish, subject)
+
+
+@pytest.mark.parametrize(
+    "subject", [*WHEEL_WRITES, f"$JS.API.STREAM.DELETE.{WHEELS}", f"$JS.API.STREAM.UPDATE.{WHEELS}"]
+)
+def test_a_node_may_not_write_the_wheels_store(subject: str) -> None:
+    assert not allows(permissions("node", "n1").publish, subject)
+    assert not allows(permissions("viewer").publish, subject)
+
+
+@pytest.mark.parametrize("subject", WHEEL_WRITES)
+def test_the_admin_may_create_the_wheels_store_and_put_wheels(subject: str) -> None:
+    assert allows(permissions("admin").publish, subject)
+
+
+def test_a_node_may_answer_upgrade_requests_for_itself_only() -> None:
+    perms = permissions("node", "n1")
+    assert allows(perms.subscribe, subjects.agent_control("n1", subjects.UPGRADE_VERB))
+    assert not allows(perms.subscribe, subjects.agent_control("n2", subjects.UPGRADE_VERB))
+    assert perms.allow_responses
+    assert allows(permissions("admin").publish, subjects.agent_control("n2", "upgrade"))
+
+
 @pytest.mark.parametrize("endpoint", endpoints())
 def test_the_viewer_may_call_reads_and_the_admin_everything(endpoint: str) -> None:
     verb = endpoint.rsplit(".", 1)[1]

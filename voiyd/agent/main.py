@@ -1,13 +1,20 @@
-"""``voiyd-node``: the agent's entry point. Picks its runtimes, then runs the agent."""
+"""``voiyd-node``: the agent's entry point. Picks its runtimes, then runs the agent.
+
+After an upgrade (``voiyd.agent.upgrade``) the agent has stopped everything but its tasks; this
+module then re-executes it (``os.execv``: same pid, same arguments, the new code) as
+``python -m voiyd.agent``, and the new agent adopts the running tasks.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+import os
 import re
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import rich_click as click
@@ -52,17 +59,31 @@ async def pick_runtimes(wanted: tuple[str, ...], data_dir: Path) -> dict[str, Ru
     return out
 
 
-async def _run(settings: AgentSettings, wanted: tuple[str, ...]) -> None:
+async def _run(settings: AgentSettings, wanted: tuple[str, ...]) -> bool:
+    """Run the agent until a signal (False) or an installed upgrade (True: restart it)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runtimes = await pick_runtimes(wanted, settings.data_dir)
+    agent = Agent(settings, runtimes)
     try:
-        await Agent(settings, runtimes).run(stop)
+        await agent.run(stop)
     finally:
         for runtime in runtimes.values():
             await runtime.close()
+    return agent.restart_requested
+
+
+def restart(args: list[str]) -> None:
+    """Become a fresh agent: the same pid and arguments, the code now installed."""
+    argv = [sys.executable, "-m", "voiyd.agent", *args]
+    log.info("re-executing: %s", " ".join(argv))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -144,7 +165,8 @@ def main(
         capacity=capacity,
         log_buffer=log_buffer,
     )
-    asyncio.run(_run(settings, runtimes))
+    if asyncio.run(_run(settings, runtimes)):
+        restart(sys.argv[1:])
 
 
 if __name__ == "__main__":

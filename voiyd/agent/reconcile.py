@@ -13,7 +13,7 @@ the assignment's ``restarts`` so counting goes on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -162,3 +162,10 @@ def reconcile(
         plan.actions.extend(actions)
         plan.memory[task] = m
     return plan
+
+
+def stale_templates(
+    on_disk: Set[str], desired: Mapping[str, Assignment], observed: Sequence[Observed]
+) -> set[str]:
+    """Tasks whose template volume files can go: not assigned here and no container left."""
+    return set(on_disk) - set(desired) - {c.task for c in observed}

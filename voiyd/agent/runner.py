@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from voiyd.agent import metrics
 from voiyd.agent.logship import DEFAULT_BUFFER, LogShipping
 from voiyd.agent.monitor import HealthMonitor
 from voiyd.agent.outbox import Outbox
-from voiyd.agent.reconcile import Exited, Memory, Start, Stop, reconcile
+from voiyd.agent.reconcile import Exited, Memory, Start, Stop, reconcile, stale_templates
 from voiyd.agent.runtimes.protocol import (
     ContainerSpec,
     ImagePullError,
@@ -36,6 +37,8 @@ from voiyd.agent.runtimes.protocol import (
     RuntimeFailure,
 )
 from voiyd.agent.sysinfo import node_capacity, node_labels
+from voiyd.agent.templates import Templates
+from voiyd.agent.upgrade import DEFAULT_TIMEOUT_S, Installer, UpgradeService
 from voiyd.api.agent import Assignment, Heartbeat, NodeJoin, TaskReport, TaskReportKind
 from voiyd.api.views import NodeCapacity
 from voiyd.bus import codec, subjects
@@ -62,10 +65,19 @@ class AgentSettings:
     capacity: NodeCapacity | None = None
     log_buffer: int = DEFAULT_BUFFER
     """Bytes of log lines the node holds while NATS does not acknowledge them; then it drops."""
+    python: str = field(default_factory=lambda: sys.executable)
+    """The interpreter an upgrade installs the new wheel for (the agent's own)."""
+    upgrade_timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
     def volumes_dir(self) -> Path:
+        """Host-local volumes' data: never deleted by voiyd."""
         return self.data_dir / "volumes"
+
+    @property
+    def templates_dir(self) -> Path:
+        """Template volumes' files, per task (``templates.Templates``)."""
+        return self.data_dir / "templates"
 
 
 class Agent:
@@ -78,6 +90,10 @@ class Agent:
         self.joined = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
+        self._settled: set[str] = set()
+        """Tasks whose action ended since the current round began listing containers: that
+        list may predate what the action did (a container it just started), so the round
+        leaves them to the next one."""
         # Starts and stops queue separately: a mass delete must not hold up new starts.
         self._start_slots = asyncio.Semaphore(MAX_PARALLEL_STARTS)
         self._stop_slots = asyncio.Semaphore(MAX_PARALLEL_STOPS)
@@ -90,6 +106,14 @@ class Agent:
         self._monitor = HealthMonitor(self._runtime_of, self._health_flipped)
         self._used = NodeCapacity()
         self._logs = LogShipping(self.node, settings.data_dir, settings.log_buffer, self._report)
+        self._templates = Templates(settings.templates_dir)
+        installer = Installer(
+            settings.data_dir / "upgrades", settings.python, settings.upgrade_timeout_s
+        )
+        self._upgrades = UpgradeService(self.node, installer, self._installed)
+        self._stopping: asyncio.Event | None = None
+        self.restart_requested = False
+        """An upgrade was installed: the caller re-executes the agent once ``run`` returns."""
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -98,6 +122,7 @@ class Agent:
             self.settings.nats, f"voiyd-node-{self.node}", on_reconnect=self._on_reconnect
         )
         self._nc = nc
+        self._stopping = stop
         self._outbox = Outbox(nc, self.node, self._refused)
         try:
             async with asyncio.TaskGroup() as tg:
@@ -105,6 +130,7 @@ class Agent:
                 tg.create_task(self._outbox.run(stop))
                 tg.create_task(self._logs.run(nc, stop))
                 await self._join(stop)
+                await self._upgrades.serve(nc, tg)
                 kv = await self._bucket(stop)
                 if kv is None:
                     return
@@ -122,7 +148,12 @@ class Agent:
         await _first(self._outbox.idle.wait(), stop.wait())
         if not stop.is_set():
             self.joined.set()
-            log.info("node %s joined with runtimes %s", self.node, sorted(self.runtimes))
+            log.info(
+                "node %s joined with runtimes %s (voiyd %s)",
+                self.node,
+                sorted(self.runtimes),
+                __version__,
+            )
 
     def _join_report(self) -> NodeJoin:
         labels = {**node_labels(sorted(self.runtimes)), **self.settings.labels}
@@ -133,6 +164,18 @@ class Agent:
             capacity=self._capacity,
             agent_version=__version__,
         )
+
+    @property
+    def upgrading(self) -> bool:
+        """An upgrade is being installed (or was, and the agent is about to restart)."""
+        return self._upgrades.busy
+
+    def _installed(self, version: str) -> None:
+        """A new version is installed: stop everything but the tasks, then restart."""
+        log.info("node %s: stopping to restart as version %s", self.node, version)
+        self.restart_requested = True
+        if self._stopping is not None:
+            self._stopping.set()
 
     async def _on_reconnect(self) -> None:
         """After a reconnect: join again and re-report every running container."""
@@ -211,13 +254,17 @@ class Agent:
 
     async def step(self) -> None:
         """Reconcile once: list, decide (pure), act."""
+        self._settled.clear()
         found = await self.observe()
         self._logs.sync(found, self.desired, self._runtime_of)
-        observed = [c for c in found if c.task not in self._busy]
-        desired = {t: a for t, a in self.desired.items() if t not in self._busy}
-        memory = {t: m for t, m in self.memory.items() if t not in self._busy}
+        hold = self._busy | self._settled
+        if self._settled:
+            self._wake.set()  # what they did is listed next round
+        observed = [c for c in found if c.task not in hold]
+        desired = {t: a for t, a in self.desired.items() if t not in hold}
+        memory = {t: m for t, m in self.memory.items() if t not in hold}
         plan = reconcile(desired, observed, memory, clock.now())
-        self.memory = {**{t: m for t, m in self.memory.items() if t in self._busy}, **plan.memory}
+        self.memory = {**{t: m for t, m in self.memory.items() if t in hold}, **plan.memory}
         for action in plan.actions:
             match action:
                 case Start():
@@ -227,8 +274,19 @@ class Agent:
                 case Exited():
                     self._exited(action)
         assert self._tg is not None
-        self._monitor.round(observed, self.desired, self._busy, self._tg)
+        self._monitor.round(observed, self.desired, hold, self._tg)
         metrics.RUNNING.set(sum(1 for c in observed if c.state == "running"))
+        await self._forget_templates(found)
+
+    async def _forget_templates(self, found: list[Observed]) -> None:
+        """Template files of tasks that left this node (and whose containers are gone)."""
+        on_disk = await asyncio.to_thread(self._templates.tasks)
+        for task in stale_templates(on_disk - self._busy, self.desired, found):
+            log.info("removing the template volumes of task %s (no longer on this node)", task)
+            try:
+                await asyncio.to_thread(self._templates.remove, task)
+            except OSError as exc:
+                log.warning("cannot remove the template volumes of task %s: %s", task, exc)
 
     # ---- health -------------------------------------------------------------------------------
 
@@ -252,6 +310,7 @@ class Agent:
                     await coro
             finally:
                 self._busy.discard(task)
+                self._settled.add(task)
                 self._wake.set()
 
         self._tg.create_task(guarded())
@@ -275,6 +334,7 @@ class Agent:
                 config=a.config,
                 revision=a.revision,
                 volumes_dir=self.settings.volumes_dir,
+                templates=await self._write_templates(a),
             )
             c = await runtime.start(spec)
         except ImagePullError as exc:
@@ -285,6 +345,21 @@ class Agent:
             return
         metrics.STARTS.inc()
         self._report(a.task, a.epoch, "started", container_id=c.id, ip=c.ip, pid=c.pid)
+
+    async def _write_templates(self, a: Assignment) -> dict[str, Path]:
+        """The files of the template volumes ``a`` mounts, written; each one's directory."""
+        out: dict[str, Path] = {}
+        for mount in a.config.mounts:
+            volume = a.volumes.get(mount.source) if mount.type == "volume" else None
+            if volume is None or volume.type != "template" or mount.source in out:
+                continue
+            try:
+                out[mount.source] = await asyncio.to_thread(
+                    self._templates.write, a.task, mount.source, volume.files
+                )
+            except OSError as exc:
+                raise RuntimeFailure(f"template volume {mount.source}: {exc}") from exc
+        return out
 
     async def _pull(self, runtime: Runtime, a: Assignment) -> None:
         reported = False

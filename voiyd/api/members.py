@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from voiyd.api.specs import SET_LABEL, SET_REVISION_LABEL
+from voiyd.api.specs import SET_LABEL, SET_RESTART_LABEL, SET_REVISION_LABEL
 from voiyd.api.views import SetView, TaskView
 
 
@@ -36,6 +36,23 @@ def members(tasks: Iterable[TaskView], set_name: str) -> list[TaskView]:
     """The Set's member tasks, by index (then name)."""
     found = [t for t in tasks if is_member(t, set_name)]
     return sorted(found, key=lambda t: (member_index(set_name, t.meta.name) or 0, t.meta.name))
+
+
+def member_labels(view: SetView) -> dict[str, str]:
+    """The labels a member of ``view`` carries at its current template revision."""
+    labels = {
+        **view.meta.labels,
+        SET_LABEL: view.meta.name,
+        SET_REVISION_LABEL: str(view.status.template_revision),
+    }
+    if view.status.restart_revision:
+        labels[SET_RESTART_LABEL] = str(view.status.restart_revision)
+    return dict(sorted(labels.items()))
+
+
+def up_to_date(task: TaskView, view: SetView) -> bool:
+    """The member runs the Set's current template (labels included)."""
+    return task.config == view.config.template and task.meta.labels == member_labels(view)
 
 
 def member_revision(task: TaskView) -> int:

@@ -366,10 +366,14 @@ class TaskDoc(Frozen):
 SET_LABEL = "voiyd.io/set"
 """Label on every member task of a Set: the Set's name."""
 SET_REVISION_LABEL = "voiyd.io/set-revision"
-"""Label on every member task of a Set: the Set's template revision the task runs.
-
-A change of this label alone is a new placement (the task is restarted): that is how
-``rollout restart`` and a rollback to an identical template replace running members."""
+"""Label on every member task of a Set: the Set's template revision the task runs. A member
+whose config already equals a new revision's template (a rollback) only gets the new label."""
+SET_RESTART_LABEL = "voiyd.io/set-restart"
+"""Label on the members of a Set that was ``rollout restart``-ed: the revision of the latest
+restart. A change of this label alone is a new placement (the task is replaced), like the
+``restartedAt`` annotation kubectl puts in a pod template."""
+_MEMBER_LABEL_KEYS = (SET_LABEL, SET_REVISION_LABEL, SET_RESTART_LABEL)
+_MEMBER_LABELS = len(_MEMBER_LABEL_KEYS)
 SET_NAME_MAX = 56
 """Longest Set name: its members are ``<set>-<n>`` and a task name is at most 63 characters."""
 MAX_REPLICAS = 1000
@@ -407,8 +411,20 @@ def _check_set_name(value: str) -> str:
     return value
 
 
+def _check_set_labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MAX_LABELS - _MEMBER_LABELS:
+        raise ValueError(
+            f"a Set has at most {MAX_LABELS - _MEMBER_LABELS} labels (its tasks add "
+            f"{_MEMBER_LABELS} of their own)"
+        )
+    if reserved := sorted(k for k in value if k in _MEMBER_LABEL_KEYS):
+        raise ValueError(f"{', '.join(reserved)}: set by voiyd on a Set's tasks, not by hand")
+    return value
+
+
 class SetMeta(Meta):
     name: Annotated[Name, AfterValidator(_check_set_name)]
+    labels: Annotated[Labels, AfterValidator(_check_set_labels)] = Field(default_factory=dict)
 
 
 class SetDoc(Frozen):

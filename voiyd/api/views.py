@@ -78,6 +78,8 @@ class NodeView(Frozen):
     capacity: NodeCapacity = Field(default_factory=NodeCapacity)
     allocated: NodeCapacity = Field(default_factory=NodeCapacity)
     agent_version: str = ""
+    draining: bool = False
+    """A drain was asked and not ended by ``uncordon`` (kept while the node is not ready)."""
     drain_deadline: datetime | None = None
     """While draining: when every task left on the node is moved regardless of Set budgets."""
     tasks: int = 0
@@ -112,6 +114,8 @@ class SetRevision(Frozen):
 
 class SetStatus(Frozen):
     template_revision: int = 1
+    restart_revision: int = 0
+    """The template revision made by the latest ``rollout restart`` (0: never restarted)."""
     rollout: RolloutStatus = Field(default_factory=RolloutStatus)
     tasks: int = 0
     """Member tasks that exist (counted when read)."""

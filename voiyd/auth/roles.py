@@ -5,7 +5,9 @@ the same matrix in prose. A node (``node-<name>``) may only publish its own hear
 and task logs, watch its own keys of the assignments bucket (through the one consumer-create
 subject that names its filter, ``$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>``, which
 nats-server checks against the request) and answer its own control requests. Every subject is
-built from ``voiyd.bus.subjects``. No I/O here.
+built from ``voiyd.bus.subjects``. A node may also read (never write) the ``voiyd-wheels`` object
+store, where ``voiydctl upgrade node`` puts the wheels agents upgrade themselves from; only the
+admin writes there. No I/O here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ _LOGS = subjects.LOGS_STREAM
 _KV_STREAM = f"KV_{subjects.ASSIGNMENTS_BUCKET}"
 _KV_PREFIX = f"$KV.{subjects.ASSIGNMENTS_BUCKET}"
 _OWN_STREAMS = (_EVENTS, _LOGS, _KV_STREAM)
+_WHEELS_STREAM = f"OBJ_{subjects.WHEELS_BUCKET}"
+_WHEELS_PREFIX = f"$O.{subjects.WHEELS_BUCKET}"
 _API_KINDS = (*subjects.KINDS, "event", "system")
 
 
@@ -89,6 +93,28 @@ def _direct_reader(stream: str) -> tuple[str, ...]:
     )
 
 
+def _wheels_reader(api: str) -> tuple[str, ...]:
+    """What nats-py's object store ``get`` sends: the stream's info, the object's meta (last
+    message by subject) and an ordered push consumer of its chunks (flow control replies)."""
+    return (
+        f"{api}.STREAM.INFO.{_WHEELS_STREAM}",
+        f"{api}.STREAM.MSG.GET.{_WHEELS_STREAM}",
+        f"{api}.CONSUMER.CREATE.{_WHEELS_STREAM}",
+    )
+
+
+def _wheels_writer() -> tuple[str, ...]:
+    """Create the bucket and put objects (``put`` purges the chunks of the object it replaces)."""
+    return (
+        *_wheels_reader(JS_API),
+        f"{JS_API}.STREAM.CREATE.{_WHEELS_STREAM}",
+        f"{JS_API}.STREAM.PURGE.{_WHEELS_STREAM}",
+        f"{_WHEELS_PREFIX}.C.>",
+        f"{_WHEELS_PREFIX}.M.>",
+        f"$JS.FC.{_WHEELS_STREAM}.>",
+    )
+
+
 def _server() -> Permissions:
     publish = (
         f"{subjects.EVENTS_PREFIX}.>",
@@ -111,6 +137,8 @@ def _server() -> Permissions:
 def _scheduler() -> Permissions:
     publish = (
         f"{subjects.EVENTS_PREFIX}.task.*",
+        # the Set controller: rollout completed / failed, automatic rollback
+        f"{subjects.EVENTS_PREFIX}.set.*",
         *_stream_admin(_OWN_STREAMS),
         *_stream_reader(_EVENTS),
     )
@@ -146,6 +174,9 @@ def _node(node: str) -> Permissions:
         f"{subjects.LOGS_PREFIX}.{node}.>",
         # The same two requests as the hub sees them from a leaf node (``$JS.<domain>.API``).
         *(f"{api}.{what}" for what in (info, watch, last_log) for api in (JS_API, JS_DOMAIN_API)),
+        # Download the wheel of an upgrade; never put or delete one.
+        *(s for api in (JS_API, JS_DOMAIN_API) for s in _wheels_reader(api)),
+        f"$JS.FC.{_WHEELS_STREAM}.>",
     )
     subscribe = (f"_INBOX.{node}.>", f"{subjects.AGENT_PREFIX}.{node}.control.>")
     return Permissions(publish, subscribe, allow_responses=True)
@@ -163,6 +194,7 @@ def _admin() -> Permissions:
         *_stream_reader(_EVENTS),
         *_stream_reader(_LOGS),
         *_stream_reader(_KV_STREAM),
+        *_wheels_writer(),
     )
     return Permissions(_unique(publish), ("_INBOX.>",))
 

@@ -143,7 +143,10 @@ def _selector(text: str) -> str:
 @click.option("-w", "--watch", is_flag=True, help="After listing, print changes as they happen.")
 @pass_app
 def get_cmd(app: App, kind: str, name: str | None, fmt: str, selector: str, watch: bool) -> None:
-    """List tasks or nodes, or show one: `get tasks`, `get task web`, `get nodes -o wide`."""
+    """List tasks, sets, volumes or nodes, or show one: `get sets`, `get set web -o yaml`.
+
+    Kinds: tasks (t), sets, volumes (vol), nodes (no).
+    """
     kind_name, name = usage(lambda: parse_target(kind, name))
     if name and selector:
         raise click.UsageError("give a name or a selector (-l), not both")
@@ -156,7 +159,7 @@ def get_cmd(app: App, kind: str, name: str | None, fmt: str, selector: str, watc
 @click.argument("name", required=False)
 @pass_app
 def describe_cmd(app: App, kind: str, name: str | None) -> None:
-    """Show a task or node in detail, with its recent events."""
+    """Show a task, set, volume or node in detail, with its recent events."""
     kind_name, name = usage(lambda: parse_target(kind, name))
     if not name:
         raise click.UsageError(f"which {kind_name}? give its name")
@@ -165,7 +168,10 @@ def describe_cmd(app: App, kind: str, name: str | None) -> None:
     async def describe(session: Session) -> str:
         view = await get_view(session, k, obj)
         events = await recent_events(session, k, obj)
-        return k.describe(view, events, clock.now())
+        related: list[View] = []
+        if k.related is not None:
+            related, _ = await list_views(session, KINDS["task"], k.related(obj))
+        return k.describe(view, events, related, clock.now())
 
     text = app.run(describe)
     if text is not None:

@@ -1,7 +1,8 @@
-"""The kinds ``get`` and ``describe`` know (tasks and nodes), and how to fetch them.
+"""The kinds ``get`` and ``describe`` know (tasks, Sets, volumes, nodes), and how to fetch them.
 
 A ``Kind`` bundles what differs between kinds (its reply keys, table columns, how to read a
-name and labels off a view, its ``describe`` text); the fetch functions are the same for all.
+name and labels off a view, its ``describe`` text and the tasks that text shows: a Set's
+members); the fetch functions are the same for all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from voiyd.api.requests import EventListReply
-from voiyd.api.views import EventView, NodeView, TaskView
+from voiyd.api.specs import SET_LABEL
+from voiyd.api.views import EventView, NodeView, SetView, TaskView, VolumeView
 from voiyd.cli import describe, render
 from voiyd.cli.client import Session, parse_reply
 
@@ -32,7 +34,10 @@ class Kind:
     row: Callable[[View, datetime, bool], list[str]]
     name_of: Callable[[View], str]
     labels_of: Callable[[View], dict[str, str]]
-    describe: Callable[[View, Sequence[EventView], datetime], str]
+    describe: Callable[[View, Sequence[EventView], Sequence[View], datetime], str]
+    """The ``describe`` text from the view, its recent events and its ``related`` tasks."""
+    related: Callable[[str], str] | None = None
+    """The label selector of the tasks ``describe`` shows for the object NAME (None: none)."""
 
     def ref(self, name: str) -> str:
         return f"{self.name}/{name}"
@@ -46,15 +51,54 @@ def _node(view: View) -> NodeView:
     return parse_reply(NodeView, view)
 
 
+def _set(view: View) -> SetView:
+    return parse_reply(SetView, view)
+
+
+def _volume(view: View) -> VolumeView:
+    return parse_reply(VolumeView, view)
+
+
+def _meta_name(view: View) -> str:
+    return str(view["meta"]["name"])
+
+
+def _meta_labels(view: View) -> dict[str, str]:
+    return dict(view["meta"].get("labels") or {})
+
+
 TASK = Kind(
     name="task",
     plural="tasks",
     headers=render.TASK_HEADERS,
     wide_headers=render.TASK_WIDE_HEADERS,
     row=lambda v, now, wide: render.task_row(_task(v), now, wide=wide),
-    name_of=lambda v: str(v["meta"]["name"]),
-    labels_of=lambda v: dict(v["meta"].get("labels") or {}),
-    describe=lambda v, events, now: describe.describe_task(_task(v), events, now),
+    name_of=_meta_name,
+    labels_of=_meta_labels,
+    describe=lambda v, events, _, now: describe.describe_task(_task(v), events, now),
+)
+SET = Kind(
+    name="set",
+    plural="sets",
+    headers=render.SET_HEADERS,
+    wide_headers=render.SET_WIDE_HEADERS,
+    row=lambda v, now, wide: render.set_row(_set(v), now, wide=wide),
+    name_of=_meta_name,
+    labels_of=_meta_labels,
+    describe=lambda v, events, tasks, now: describe.describe_set(
+        _set(v), [_task(t) for t in tasks], events, now
+    ),
+    related=lambda name: f"{SET_LABEL}={name}",
+)
+VOLUME = Kind(
+    name="volume",
+    plural="volumes",
+    headers=render.VOLUME_HEADERS,
+    wide_headers=render.VOLUME_WIDE_HEADERS,
+    row=lambda v, now, wide: render.volume_row(_volume(v), now, wide=wide),
+    name_of=_meta_name,
+    labels_of=_meta_labels,
+    describe=lambda v, events, _, now: describe.describe_volume(_volume(v), events, now),
 )
 NODE = Kind(
     name="node",
@@ -64,9 +108,9 @@ NODE = Kind(
     row=lambda v, now, wide: render.node_row(_node(v), now),
     name_of=lambda v: str(v["name"]),
     labels_of=lambda v: dict(v.get("labels") or {}),
-    describe=lambda v, events, now: describe.describe_node(_node(v), events, now),
+    describe=lambda v, events, _, now: describe.describe_node(_node(v), events, now),
 )
-KINDS = {k.name: k for k in (TASK, NODE)}
+KINDS = {k.name: k for k in (TASK, SET, VOLUME, NODE)}
 
 
 async def list_views(session: Session, kind: Kind, selector: str = "") -> tuple[list[View], int]:

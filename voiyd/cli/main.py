@@ -22,11 +22,18 @@ from voiyd import __version__
 from voiyd.cli.app import App, pass_app
 from voiyd.cli.apply import apply_cmd
 from voiyd.cli.contexts import config_group
+from voiyd.cli.delete import delete_cmd
+from voiyd.cli.diff import diff_cmd
+from voiyd.cli.edit import edit_cmd
 from voiyd.cli.events import events_cmd
 from voiyd.cli.get import describe_cmd, get_cmd
 from voiyd.cli.logs import logs_cmd
+from voiyd.cli.nodes import cordon_cmd, drain_cmd, label_cmd, uncordon_cmd
 from voiyd.cli.output import Output, exit_code
-from voiyd.cli.tasks import delete_cmd, run_cmd, start_cmd, stop_cmd
+from voiyd.cli.sets import rollout_group, scale_cmd
+from voiyd.cli.tasks import run_cmd, start_cmd, stop_cmd
+from voiyd.cli.upgrade import upgrade_group
+from voiyd.cli.volumes import create_group
 from voiyd.errors import VoiydError
 
 _CLICK_FLOW = (click.ClickException, Exit, click.Abort)
@@ -153,14 +160,24 @@ def version_cmd(app: App, fmt: str) -> None:
 for _command in (
     config_group,
     run_cmd,
+    create_group,
     apply_cmd,
+    diff_cmd,
+    edit_cmd,
     get_cmd,
     describe_cmd,
     delete_cmd,
     start_cmd,
     stop_cmd,
+    scale_cmd,
+    rollout_group,
+    cordon_cmd,
+    uncordon_cmd,
+    drain_cmd,
+    label_cmd,
     events_cmd,
     logs_cmd,
+    upgrade_group,
 ):
     cli.add_command(_command)
 

@@ -1,24 +1,27 @@
-"""CORE: manifests for ``apply -f``: parse YAML/JSON documents and validate every one of them.
+"""CORE: manifests for ``apply``, ``diff`` and ``edit``: parse documents, validate every one.
 
 A file holds one or more YAML documents (``---``), a JSON object, or a JSON array; a
 ``{"items": [...]}`` list (what ``get -o json`` prints) is unpacked, and the read-only parts of a
-view (``status``, ``revision``...) are dropped, so ``get -o yaml | apply -f -`` round-trips.
-Validation reports *every* problem, each as ``document N (task/NAME): field: message``.
+view (``status``, ``revision``, ``history``...) are dropped, so ``get -o yaml | apply -f -``
+round-trips. Each document is validated against its kind's model (``task/v1``, ``set/v1``,
+``volume/v1``); validation reports *every* problem, each as
+``document N (kind/NAME): field: message``, and a name defined twice for the same kind.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from voiyd.api.specs import KINDS, TaskDoc
+from voiyd.api.specs import DOC_MODELS, KINDS, AnyDoc
 from voiyd.api.validation import parse_model
 from voiyd.errors import FieldError, InvalidRequestError
 
-VIEW_ONLY_FIELDS = ("status", "revision", "generation", "created_at", "updated_at")
+VIEW_ONLY_FIELDS = ("status", "revision", "generation", "history", "created_at", "updated_at")
 SUPPORTED = ", ".join(KINDS)
 
 
@@ -83,7 +86,44 @@ def document_label(index: int, doc: Any) -> str:
     return f"document {index} ({kind}/{name})" if isinstance(name, str) else f"document {index}"
 
 
-def check_document(index: int, doc: Any) -> TaskDoc | list[FieldError]:
+def kind_of(doc: AnyDoc) -> str:
+    """``task``, ``set`` or ``volume``."""
+    return KINDS[doc.version]
+
+
+def ref(doc: AnyDoc) -> str:
+    """``set/web``."""
+    return f"{kind_of(doc)}/{doc.name}"
+
+
+def spec_of(doc: AnyDoc) -> dict[str, Any]:
+    """The document as plain data with every default filled in: what ``diff`` compares."""
+    return doc.model_dump(mode="json")
+
+
+def live_spec(kind: str, view: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec part of a view (``version``, ``meta``, ``config``), shaped like ``spec_of``."""
+    body = {k: view[k] for k in ("version", "meta", "config") if k in view}
+    return spec_of(parse_model(DOC_MODELS[kind], body))
+
+
+def spec_yaml(spec: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True)
+
+
+def spec_diff(
+    live: Mapping[str, Any] | None, wanted: Mapping[str, Any], names: tuple[str, str]
+) -> str:
+    """A unified diff of the YAML of ``live`` (None: it does not exist) and ``wanted``.
+
+    ``names`` label the two sides (``---`` and ``+++``); the text is empty when they are equal.
+    """
+    old = spec_yaml(live).splitlines(keepends=True) if live is not None else []
+    new = spec_yaml(wanted).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, new, fromfile=names[0], tofile=names[1]))
+
+
+def check_document(index: int, doc: Any) -> AnyDoc | list[FieldError]:
     label = document_label(index, doc)
     if not isinstance(doc, Mapping):
         found = type(doc).__name__
@@ -96,27 +136,38 @@ def check_document(index: int, doc: Any) -> TaskDoc | list[FieldError]:
         return [FieldError(f"{label}: version", message)]
     body = {k: v for k, v in doc.items() if k not in VIEW_ONLY_FIELDS}
     try:
-        return parse_model(TaskDoc, body)
+        return parse_model(DOC_MODELS[KINDS[version]], body)
     except InvalidRequestError as exc:
         return [FieldError(f"{label}: {f.loc}", f.message) for f in exc.fields]
 
 
-def validate_documents(docs: list[Any], source: str) -> list[TaskDoc]:
+def _raw_ref(doc: Any) -> str | None:
+    """``kind/NAME`` of a document that did not validate, when it says that much."""
+    if not isinstance(doc, Mapping) or doc.get("version") not in KINDS:
+        return None
+    meta = doc.get("meta")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return f"{KINDS[doc['version']]}/{name}" if isinstance(name, str) else None
+
+
+def validate_documents(docs: list[Any], source: str) -> list[AnyDoc]:
     """All documents as models, or one ``InvalidRequestError`` listing every problem."""
-    valid: list[TaskDoc] = []
+    valid: list[AnyDoc] = []
     problems: list[FieldError] = []
     first_seen: dict[str, int] = {}
     for index, doc in enumerate(docs, start=1):
         result = check_document(index, doc)
+        key = ref(result) if not isinstance(result, list) else _raw_ref(doc)
         if isinstance(result, list):
             problems += result
-            continue
-        if result.name in first_seen:
+        if key is not None and key in first_seen:
             label = document_label(index, doc)
-            message = f"task/{result.name} is also defined in document {first_seen[result.name]}"
+            message = f"{key} is also defined in document {first_seen[key]}"
             problems.append(FieldError(f"{label}: meta.name", message))
-        first_seen.setdefault(result.name, index)
-        valid.append(result)
+        if key is not None:
+            first_seen.setdefault(key, index)
+        if not isinstance(result, list):
+            valid.append(result)
     if len(problems) == 1:
         raise InvalidRequestError(f"{problems[0].loc}: {problems[0].message}", problems)
     if problems:

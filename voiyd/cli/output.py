@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -100,6 +100,33 @@ class Output:
             yield
         finally:
             show.cancel()
+            status.stop()
+
+    @asynccontextmanager
+    async def progress(self, text: str) -> AsyncIterator[Callable[[str], None]]:
+        """A long wait whose state changes (``rollout status``, ``drain``): yields ``update``.
+
+        On a terminal the spinner's text follows ``update``; otherwise (CI logs) each new text
+        is one line on stderr, so the log shows the wait's progress without a redraw.
+        """
+        if not sys.stderr.isatty():
+            shown = [""]
+
+            def note(new: str) -> None:
+                if new != shown[0]:
+                    shown[0] = new
+                    self.note(new)
+
+            note(text)
+            yield note
+            return
+        if self._stderr is None:
+            self._stderr = Console(stderr=True)
+        status = self._stderr.status(text)
+        status.start()
+        try:
+            yield lambda new: status.update(new)
+        finally:
             status.stop()
 
     def error(self, err: BaseException) -> None:

@@ -1,4 +1,4 @@
-"""CORE: the CLI's own argument syntax: ``KEY=VALUE`` pairs, ``KIND[/NAME]`` and ``--since``.
+"""CORE: the CLI's own argument syntax: ``KEY=VALUE``, label changes, ``KIND[/NAME]``, ``--since``.
 
 Pure: text (and ``now``) in, values out; a problem is a ``ValueError`` whose message the command
 shows as a usage error. What a value *means* (a valid label, port, memory size) is the server's
@@ -20,7 +20,13 @@ KIND_ALIASES = {
     "node": "node",
     "nodes": "node",
     "no": "node",
+    "set": "set",
+    "sets": "set",
+    "volume": "volume",
+    "volumes": "volume",
+    "vol": "volume",
 }
+KIND_NAMES = "tasks, sets, volumes, nodes"
 _SEQ_RE = re.compile(r"^\d+$")
 
 
@@ -35,10 +41,38 @@ def parse_pairs(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def parse_label_changes(values: Iterable[str]) -> dict[str, str | None]:
+    """``["a=1", "b-"]`` -> ``{"a": "1", "b": None}``: set a, remove b (kubectl's syntax)."""
+    out: dict[str, str | None] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if sep:
+            if not key.strip():
+                raise ValueError(f"{item!r} has no key: use KEY=VALUE or KEY-")
+            out[key.strip()] = value
+        elif item.endswith("-") and len(item) > 1:
+            out[item[:-1]] = None
+        else:
+            raise ValueError(f"{item!r} is neither KEY=VALUE (set) nor KEY- (remove)")
+    if not out:
+        raise ValueError("no label changes given: use KEY=VALUE to set, KEY- to remove")
+    return out
+
+
+def parse_file_spec(text: str) -> tuple[str, str | None]:
+    """``--from-file PATH[=NAME]`` -> ``(PATH, NAME)``; NAME is the file's path in the volume."""
+    path, sep, name = text.partition("=")
+    if not path:
+        raise ValueError(f"{text!r}: the path is missing (use PATH or PATH=NAME)")
+    if sep and not name:
+        raise ValueError(f"{text!r}: the name after '=' is missing (use PATH or PATH=NAME)")
+    return path, (name if sep else None)
+
+
 def parse_kind(text: str) -> str:
     kind = KIND_ALIASES.get(text.lower())
     if kind is None:
-        raise ValueError(f"unknown kind {text!r}: expected one of tasks, nodes")
+        raise ValueError(f"unknown kind {text!r}: expected one of {KIND_NAMES}")
     return kind
 
 
@@ -51,6 +85,16 @@ def parse_target(kind: str, name: str | None) -> tuple[str, str | None]:
         if not name:
             raise ValueError(f"{kind}/: the name is missing")
     return parse_kind(kind), name
+
+
+def parse_ref(kind: str, name: str | None, expected: str) -> str:
+    """The name in ``set/web`` or ``set web`` when the kind must be ``expected``."""
+    parsed, found = parse_target(kind, name)
+    if parsed != expected:
+        raise ValueError(f"this command works on {expected}s, not {parsed}s")
+    if not found:
+        raise ValueError(f"which {expected}? give {expected}/NAME or {expected} NAME")
+    return found
 
 
 def parse_since(text: str | None, now: datetime) -> tuple[int | None, datetime | None]:

@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from voiyd.api.specs import TaskConfig, UpdateStrategy
 from voiyd.api.units import format_memory, human_age
-from voiyd.api.views import NodeView, TaskView
+from voiyd.api.views import NodeView, SetView, TaskView, VolumeView
 from voiyd.bus.subjects import parse_event_subject
 
 GAP = "   "
 NONE = "<none>"
+ANY_NODE = "<any>"
 _MAX_VALUE = 48
 _SHORT_ID = 12
 
@@ -32,6 +34,11 @@ NODE_HEADERS = (
     "VERSION",
     "AGE",
 )
+SET_HEADERS = ("NAME", "REPLICAS", "READY", "UP-TO-DATE", "REVISION", "ROLLOUT", "AGE")
+SET_WIDE_HEADERS = (*SET_HEADERS, "TASKS", "IMAGE", "STRATEGY", "REASON")
+VOLUME_HEADERS = ("NAME", "TYPE", "NODE", "USED-BY", "AGE")
+VOLUME_WIDE_HEADERS = (*VOLUME_HEADERS, "FILES", "LABELS")
+HISTORY_HEADERS = ("REVISION", "CAUSE", "AT")
 EVENT_HEADERS = ("SEQ", "TIME", "OBJECT", "TYPE", "ACTOR", "SUMMARY")
 EVENT_WIDTHS = (5, 19, 20, 20, 16, 0)
 """Fixed minimum widths, so that a followed table stays aligned as rows arrive."""
@@ -99,10 +106,7 @@ def timestamp(value: str | datetime) -> str:
 
 
 def task_image(task: TaskView) -> str:
-    cfg = task.config
-    if cfg.image:
-        return cfg.image
-    return f"exec:{cfg.args[0]}" if cfg.args else NONE
+    return template_image(task.config)
 
 
 def task_row(task: TaskView, now: datetime, *, wide: bool = False) -> list[str]:
@@ -134,6 +138,65 @@ def node_row(node: NodeView, now: datetime) -> list[str]:
         str(node.tasks),
         node.agent_version or NONE,
         age(node.created_at, now),
+    ]
+
+
+def template_image(cfg: TaskConfig) -> str:
+    if cfg.image:
+        return cfg.image
+    return f"exec:{cfg.args[0]}" if cfg.args else NONE
+
+
+def strategy(update: UpdateStrategy) -> str:
+    """``stop-first,max 2`` (the order and how many tasks are replaced at once)."""
+    return f"{update.order},max {update.max_parallel}"
+
+
+def set_row(view: SetView, now: datetime, *, wide: bool = False) -> list[str]:
+    st = view.status
+    row = [
+        view.meta.name,
+        str(view.config.replicas),
+        f"{st.available}/{view.config.replicas}",
+        str(st.updated),
+        str(st.template_revision),
+        st.rollout.state,
+        age(view.created_at, now),
+    ]
+    if wide:
+        row += [
+            str(st.tasks),
+            template_image(view.config.template),
+            strategy(view.config.update),
+            st.rollout.reason or NONE,
+        ]
+    return row
+
+
+def volume_row(view: VolumeView, now: datetime, *, wide: bool = False) -> list[str]:
+    cfg = view.config
+    row = [
+        view.meta.name,
+        cfg.type,
+        cfg.node or ANY_NODE,
+        ",".join(view.status.used_by) or NONE,
+        age(view.created_at, now),
+    ]
+    if wide:
+        row += [str(len(cfg.files)) if cfg.type == "template" else NONE, pairs(view.meta.labels)]
+    return row
+
+
+def history_rows(view: SetView) -> list[list[str]]:
+    """``rollout history``: one row per remembered revision, the current one marked ``*``."""
+    current = view.status.template_revision
+    return [
+        [
+            f"{h.revision}{'*' if h.revision == current else ''}",
+            h.cause or NONE,
+            timestamp(h.at),
+        ]
+        for h in view.history
     ]
 
 
@@ -191,6 +254,12 @@ def _value(value: Any, key: str = "") -> str:
 
 
 def _config_summary(config: Mapping[str, Any]) -> list[str]:
+    template = config.get("template")
+    if isinstance(template, Mapping):  # a Set's
+        return [f"replicas={config.get('replicas', 1)}", *_config_summary(template)]
+    if config.get("type") in ("host-local", "template"):  # a volume's
+        where = f" node={config['node']}" if config.get("node") else ""
+        return [f"type={config['type']}{where}"]
     out = []
     if config.get("image"):
         out.append(f"image={config['image']}")

@@ -1,4 +1,4 @@
-"""Task commands: ``run``, ``delete``, ``start``, ``stop``.
+"""Task commands: ``run``, ``start``, ``stop`` (``delete`` is in ``delete``, for every kind).
 
 ``run`` builds a Task document from its flags and lets the server validate it (so the CLI and
 ``apply -f`` get the same answers); only the ``KEY=VALUE`` syntax is checked here. Every command
@@ -150,27 +150,17 @@ def _simple_write(
     report(app.out, f"task/{name}", past, reply)
 
 
-_EXPECTED = click.option(
+EXPECTED = click.option(
     "--expected-revision",
     type=click.IntRange(min=0),
-    help="Fail with a conflict (exit 6) unless the task is at this revision.",
+    help="Fail with a conflict (exit 6) unless the object is at this revision.",
 )
-
-
-@click.command("delete")
-@click.argument("kind", metavar="task")
-@click.argument("name", required=False)
-@_EXPECTED
-@pass_app
-def delete_cmd(app: App, kind: str, name: str | None, expected_revision: int | None) -> None:
-    """Delete a task (stops it first): `delete task NAME` or `delete task/NAME`."""
-    _simple_write(app, "delete", "deleted", _task_name(kind, name), expected_revision)
 
 
 @click.command("start")
 @click.argument("kind", metavar="task")
 @click.argument("name", required=False)
-@_EXPECTED
+@EXPECTED
 @_WAIT
 @_WAIT_TIMEOUT
 @pass_app
@@ -192,7 +182,7 @@ def start_cmd(
 @click.command("stop")
 @click.argument("kind", metavar="task")
 @click.argument("name", required=False)
-@_EXPECTED
+@EXPECTED
 @pass_app
 def stop_cmd(app: App, kind: str, name: str | None, expected_revision: int | None) -> None:
     """Stop a task; it keeps its spec and history (start it again with `start`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from voiyd.api.specs import SET_REVISION_LABEL, Meta, SetConfig, SetMeta, TaskConfig
+from voiyd.api.specs import SET_RESTART_LABEL, Meta, SetConfig, SetMeta, TaskConfig
 from voiyd.api.views import (
     HISTORY_MAX,
     Condition,
@@ -89,6 +89,16 @@ def _condition(
     return sorted(out, key=lambda c: c.type)
 
 
+def _placed_conditions(conditions: list[Condition], event: ev.TaskScheduled) -> list[Condition]:
+    """Scheduled; a new placement is not running yet, so ``Running`` since the old one ends.
+
+    (Set availability counts ``min_healthy_s`` from the ``Running`` condition's time.)"""
+    out = _condition(conditions, "Scheduled", True, "Scheduled", event)
+    if any(c.type == "Running" and c.status for c in out):
+        out = _condition(out, "Running", False, "Rescheduled", event)
+    return out
+
+
 def _with_status(task: TaskView, event: ev.Event, seq: int, **changes: object) -> TaskView:
     status = task.status.model_copy(update=changes)
     return task.model_copy(update={"status": status, "revision": seq, "updated_at": event.at})
@@ -110,11 +120,10 @@ def _created(event: ev.TaskCreated, seq: int) -> TaskView:
 
 def _updated(task: TaskView, event: ev.TaskUpdated, seq: int) -> TaskView:
     data = event.data
-    # A Set member moving to another template revision is replaced even when its config is the
-    # same (``rollout restart``, a rollback to an identical template).
+    # A Set member is replaced by ``rollout restart`` even though its config is the same.
     config_changed = data.config != task.config or data.labels.get(
-        SET_REVISION_LABEL
-    ) != task.meta.labels.get(SET_REVISION_LABEL)
+        SET_RESTART_LABEL
+    ) != task.meta.labels.get(SET_RESTART_LABEL)
     status = task.status
     if config_changed and status.node is not None:
         # A new config is a new placement: the agent stops the old copy, the scheduler re-places.
@@ -284,9 +293,7 @@ def evolve_task(  # noqa: C901 - one case per event type, so mypy checks that no
                 exit_code=None,
                 healthy=None,
                 logs_dropped=0,
-                conditions=_condition(
-                    task.status.conditions, "Scheduled", True, "Scheduled", event
-                ),
+                conditions=_placed_conditions(task.status.conditions, event),
             )
         case ev.TaskUnschedulable():
             return _with_status(
@@ -363,7 +370,7 @@ def _node_joined(node: NodeView | None, event: ev.NodeJoined, seq: int) -> NodeV
             "runtimes": d.runtimes,
             "capacity": d.capacity,
             "agent_version": d.agent_version,
-            "phase": "draining" if node.phase == "draining" else "ready",
+            "phase": "draining" if node.draining else "ready",
             "revision": seq,
             "updated_at": event.at,
         }
@@ -381,7 +388,7 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
     base: dict[str, object] = {"revision": seq, "updated_at": event.at}
     match event:
         case ev.NodeReady():
-            phase = "draining" if node.phase == "draining" else "ready"
+            phase = "draining" if node.draining else "ready"
             return node.model_copy(update={**base, "phase": phase})
         case ev.NodeNotReady():
             return node.model_copy(update={**base, "phase": "not-ready"})
@@ -392,7 +399,13 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
         case ev.NodeUncordoned():
             phase = "ready" if node.phase == "draining" else node.phase
             return node.model_copy(
-                update={**base, "schedulable": True, "phase": phase, "drain_deadline": None}
+                update={
+                    **base,
+                    "schedulable": True,
+                    "phase": phase,
+                    "draining": False,
+                    "drain_deadline": None,
+                }
             )
         case ev.NodeDraining():
             return node.model_copy(
@@ -400,6 +413,7 @@ def evolve_node(  # noqa: C901 - one case per event type, so mypy checks that no
                     **base,
                     "schedulable": False,
                     "phase": "draining",
+                    "draining": True,
                     "drain_deadline": event.data.deadline_at,
                 }
             )
@@ -491,7 +505,11 @@ def evolve_set(  # noqa: C901 - one case per event type, so mypy checks that non
             config = view.config.model_copy(update={"replicas": event.data.replicas})
             return view.model_copy(update={**base, "config": config})
         case ev.SetRestarted():
-            return _new_revision(view, event, seq, "restart")
+            restarted = _new_revision(view, event, seq, "restart")
+            status = restarted.status.model_copy(
+                update={"restart_revision": restarted.status.template_revision}
+            )
+            return restarted.model_copy(update={"status": status})
         case ev.SetRolloutCompleted():
             return _rollout_end(view, event, seq, event.data.revision, state="complete")
         case ev.SetRolloutFailed():

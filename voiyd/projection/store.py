@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import sqlite_utils
 from pydantic import ValidationError
 
-from voiyd.api.views import NodeView, TaskView
+from voiyd.api.views import NodeView, SetView, TaskView, VolumeView
 from voiyd.bus import codec
 from voiyd.bus.reader import RawEvent
 from voiyd.bus.subjects import parse_event_subject
 from voiyd.errors import InvalidRequestError
 from voiyd.events import models as ev
-from voiyd.events.fold import evolve_node, evolve_task
+from voiyd.events.fold import evolve_node, evolve_set, evolve_task, evolve_volume
 from voiyd.projection import schema
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,19 @@ class BatchResult:
     types: dict[str, int] = field(default_factory=dict)
     changed_tasks: dict[str, str | None] = field(default_factory=dict)
     """Tasks this batch changed, with the node each was on before the batch."""
+    changed_volumes: set[str] = field(default_factory=set)
+    """Volumes this batch created, changed or deleted (their tasks' assignments carry them)."""
+
+
+@dataclass
+class _Changes:
+    """The views a batch changed, by kind (None: deleted), written in its one transaction."""
+
+    tasks: dict[str, TaskView | None] = field(default_factory=dict)
+    nodes: dict[str, NodeView | None] = field(default_factory=dict)
+    sets: dict[str, SetView | None] = field(default_factory=dict)
+    volumes: dict[str, VolumeView | None] = field(default_factory=dict)
+    revisions: dict[str, int] = field(default_factory=dict)
 
 
 RECENT_TASKS_MAX = 2048
@@ -72,6 +85,14 @@ class ProjectionStore:
         row = self.db.execute("SELECT doc FROM nodes WHERE name = ?", [name]).fetchone()
         return NodeView.model_validate_json(row[0]) if row else None
 
+    def load_set(self, name: str) -> SetView | None:
+        row = self.db.execute("SELECT doc FROM sets WHERE name = ?", [name]).fetchone()
+        return SetView.model_validate_json(row[0]) if row else None
+
+    def load_volume(self, name: str) -> VolumeView | None:
+        row = self.db.execute("SELECT doc FROM volumes WHERE name = ?", [name]).fetchone()
+        return VolumeView.model_validate_json(row[0]) if row else None
+
     def revision(self, subject: str) -> int:
         row = self.db.execute(
             "SELECT revision FROM revisions WHERE subject = ?", [subject]
@@ -85,26 +106,24 @@ class ProjectionStore:
 
     def apply_batch(self, batch: Sequence[RawEvent]) -> BatchResult:
         result = BatchResult(last_seq=self.last_seq)
-        tasks: dict[str, TaskView | None] = {}
-        nodes: dict[str, NodeView | None] = {}
-        revisions: dict[str, int] = {}
+        changes = _Changes()
         for raw in batch:
             if raw.seq <= result.last_seq:
                 continue
             result.last_seq = raw.seq
-            revisions[raw.subject] = raw.seq
+            changes.revisions[raw.subject] = raw.seq
             event = self._decode(raw)
             if event is None:
                 result.skipped += 1
                 continue
             result.applied += 1
             result.types[event.type] = result.types.get(event.type, 0) + 1
-            self._fold(event, raw.seq, tasks, nodes, result.changed_tasks)
+            self._fold(event, raw.seq, changes, result)
         if result.last_seq == self.last_seq:
             return result
-        self._commit(tasks, nodes, revisions, result.last_seq)
+        self._commit(changes, result.last_seq)
         self.last_seq = result.last_seq
-        self._remember(tasks)
+        self._remember(changes.tasks)
         return result
 
     def _remember(self, tasks: dict[str, TaskView | None]) -> None:
@@ -134,43 +153,40 @@ class ProjectionStore:
             return None
         return event
 
-    def _fold(
-        self,
-        event: ev.AnyEvent,
-        seq: int,
-        tasks: dict[str, TaskView | None],
-        nodes: dict[str, NodeView | None],
-        changed_tasks: dict[str, str | None],
-    ) -> None:
+    def _fold(self, event: ev.AnyEvent, seq: int, changes: _Changes, result: BatchResult) -> None:
         name = ev.event_name(event)
-        kind = ev.event_kind(event)
-        if kind == "task":
-            assert isinstance(event, _TASK_EVENTS)
+        if isinstance(event, _TASK_EVENTS):
+            tasks = changes.tasks
             if name in tasks:
                 current = tasks[name]
             else:
                 current = self.load_task(name)
-                changed_tasks[name] = current.status.node if current else None
+                result.changed_tasks[name] = current.status.node if current else None
             tasks[name] = evolve_task(current, event, seq)
-        elif kind == "node":
-            assert isinstance(event, _NODE_EVENTS)
+        elif isinstance(event, _NODE_EVENTS):
+            nodes = changes.nodes
             current_node = nodes[name] if name in nodes else self.load_node(name)
             nodes[name] = evolve_node(current_node, event, seq)
-        # volume and set events only move revisions until their tables exist.
+        elif isinstance(event, _SET_EVENTS):
+            sets = changes.sets
+            current_set = sets[name] if name in sets else self.load_set(name)
+            sets[name] = evolve_set(current_set, event, seq)
+        elif isinstance(event, _VOLUME_EVENTS):
+            volumes = changes.volumes
+            current_volume = volumes[name] if name in volumes else self.load_volume(name)
+            volumes[name] = evolve_volume(current_volume, event, seq)
+            result.changed_volumes.add(name)
+        else:  # pragma: no cover - every event type is one of the four kinds
+            raise AssertionError(f"no projection for {event.type}")
 
-    def _commit(
-        self,
-        tasks: dict[str, TaskView | None],
-        nodes: dict[str, NodeView | None],
-        revisions: dict[str, int],
-        last_seq: int,
-    ) -> None:
+    def _commit(self, changes: _Changes, last_seq: int) -> None:
         conn = self.db.conn
+        tasks, nodes, sets, volumes = changes.tasks, changes.nodes, changes.sets, changes.volumes
         with conn:
             conn.executemany(
                 "INSERT INTO revisions(subject, revision) VALUES (?, ?) "
                 "ON CONFLICT(subject) DO UPDATE SET revision = excluded.revision",
-                list(revisions.items()),
+                list(changes.revisions.items()),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO tasks(name, phase, node, revision, doc) VALUES (?,?,?,?,?)",
@@ -181,15 +197,30 @@ class ProjectionStore:
                 ],
             )
             conn.executemany(
-                "DELETE FROM tasks WHERE name = ?", [(n,) for n, t in tasks.items() if t is None]
-            )
-            conn.executemany(
                 "INSERT OR REPLACE INTO nodes(name, phase, revision, doc) VALUES (?,?,?,?)",
                 [(n.name, n.phase, n.revision, n.model_dump_json()) for n in nodes.values() if n],
             )
             conn.executemany(
-                "DELETE FROM nodes WHERE name = ?", [(n,) for n, v in nodes.items() if v is None]
+                "INSERT OR REPLACE INTO sets(name, revision, doc) VALUES (?,?,?)",
+                [(v.meta.name, v.revision, v.model_dump_json()) for v in sets.values() if v],
             )
+            conn.executemany(
+                "INSERT OR REPLACE INTO volumes(name, type, node, revision, doc) "
+                "VALUES (?,?,?,?,?)",
+                [
+                    (v.meta.name, v.config.type, v.config.node, v.revision, v.model_dump_json())
+                    for v in volumes.values()
+                    if v
+                ],
+            )
+            for table, views in (
+                ("tasks", tasks),
+                ("nodes", nodes),
+                ("sets", sets),
+                ("volumes", volumes),
+            ):
+                gone = [(n,) for n, v in views.items() if v is None]
+                conn.executemany(f"DELETE FROM [{table}] WHERE name = ?", gone)
             conn.execute("UPDATE _projection SET last_seq = ? WHERE id = 1", [last_seq])
 
 
@@ -223,3 +254,13 @@ _NODE_EVENTS = (
     ev.NodeLabeled,
     ev.NodeDeleted,
 )
+_SET_EVENTS = (
+    ev.SetCreated,
+    ev.SetUpdated,
+    ev.SetScaled,
+    ev.SetRestarted,
+    ev.SetRolloutCompleted,
+    ev.SetRolloutFailed,
+    ev.SetDeleted,
+)
+_VOLUME_EVENTS = (ev.VolumeCreated, ev.VolumeUpdated, ev.VolumeDeleted)

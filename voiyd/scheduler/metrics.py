@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from voiyd.scheduler.sets import ACTIONS
+
 PLACEMENTS = Counter(
     "voiyd_scheduler_placements_total",
     "Decisions appended to the log, by outcome (scheduled, unschedulable, evicted)",
@@ -22,6 +24,12 @@ APPEND_ERRORS = Counter(
     "voiyd_scheduler_append_errors_total",
     "Decisions the log did not acknowledge in time (retried by a later round)",
 )
+SET_ACTIONS = Counter(
+    "voiyd_scheduler_set_actions_total",
+    "Set controller decisions appended to the log, by action (created, updated, relabeled, "
+    "deleted members; completed, failed rollouts; rollback)",
+    ["action"],
+)
 VIEW_SEQ = Gauge("voiyd_scheduler_view_seq", "Last stream sequence applied to the in-memory view")
 EVENTS_SKIPPED = Counter(
     "voiyd_scheduler_events_skipped_total", "Events in the log that could not be decoded"
@@ -29,3 +37,5 @@ EVENTS_SKIPPED = Counter(
 
 for _outcome in ("scheduled", "unschedulable", "evicted"):
     PLACEMENTS.labels(outcome=_outcome)  # every series exists from the start, at 0
+for _action in ACTIONS:
+    SET_ACTIONS.labels(action=_action)

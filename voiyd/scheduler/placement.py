@@ -1,7 +1,9 @@
 """CORE: where one task may run and how well it fits there: filters, a score, a fixed tie-break.
 
-``place`` keeps only nodes that are ready and schedulable, match the task's ``node_selector``,
-offer its runtime, have the CPU and memory it requests free and none of its host ports bound;
+``place`` keeps only nodes that hold the volumes the task mounts (a host-local volume, or a
+template volume given a node, pins the task to that node), are ready and schedulable, match the
+task's ``node_selector``, offer its runtime, have the CPU and memory it requests free and none of
+its host ports bound; a task mounting a volume that does not exist fits nowhere;
 it then picks the highest score (least allocated after placing, plus spread: fewer tasks on the
 node, tasks of the same ``voiyd.io/set`` counting more), ties going to the smallest node name.
 When nothing fits, the reason counts each node's first failing filter in a fixed order, so the
@@ -16,10 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from voiyd.api.selectors import Selector, parse_selector
-from voiyd.api.views import NodePhase, NodeView, TaskView
+from voiyd.api.specs import SET_LABEL as SET_LABEL  # re-exported: a Set is spread apart
+from voiyd.api.views import NodePhase, NodeView, TaskView, VolumeView
 
-SET_LABEL = "voiyd.io/set"
-"""Tasks carrying the same value of this label are spread apart harder than unrelated tasks."""
 SET_WEIGHT = 4
 """A task of the same set counts as this many unrelated tasks in the spread score."""
 ANY_IP = "0.0.0.0"
@@ -29,17 +30,18 @@ _CPU_EPSILON = 1e-9  # sums of fractional CPU requests are not exact in binary f
 PortKey = tuple[str, int, str]
 """A bound host port: ``(protocol, host port, host ip)``."""
 
+_RANK_VOLUME = 0  # a node without the task's volume can never take it, whatever its state
 _PHASE_PROBLEMS: Mapping[str, tuple[int, str]] = {
-    "not-ready": (0, "not ready"),
-    "lost": (1, "lost"),
-    "draining": (2, "draining"),
+    "not-ready": (1, "not ready"),
+    "lost": (2, "lost"),
+    "draining": (3, "draining"),
 }
-_CORDONED = (3, "cordoned")
-_RANK_SELECTOR = 4
-_RANK_RUNTIME = 5
-_INSUFFICIENT_CPU = (6, "insufficient cpu")
-_INSUFFICIENT_MEMORY = (7, "insufficient memory")
-_RANK_PORTS = 8
+_CORDONED = (4, "cordoned")
+_RANK_SELECTOR = 5
+_RANK_RUNTIME = 6
+_INSUFFICIENT_CPU = (7, "insufficient cpu")
+_INSUFFICIENT_MEMORY = (8, "insufficient memory")
+_RANK_PORTS = 9
 
 Problem = tuple[int, str]
 """Why a node does not fit: a rank (the filter's place in the fixed order) and the text."""
@@ -55,10 +57,24 @@ class Demand:
     memory: int = 0
     ports: tuple[PortKey, ...] = ()
     set_name: str | None = None
+    pins: tuple[tuple[str, str], ...] = ()
+    """``(volume, node)`` for each mounted volume that lives on one node."""
+    missing: tuple[str, ...] = ()
+    """Mounted volumes that do not exist (the task fits nowhere until they do)."""
 
     @classmethod
-    def of(cls, task: TaskView) -> Demand:
+    def of(cls, task: TaskView, volumes: Mapping[str, VolumeView] | None = None) -> Demand:
+        """What ``task`` asks; its volume mounts count only when ``volumes`` is given."""
         cfg = task.config
+        pins: list[tuple[str, str]] = []
+        missing: list[str] = []
+        if volumes is not None:
+            for name in sorted({m.source for m in cfg.mounts if m.type == "volume"}):
+                volume = volumes.get(name)
+                if volume is None:
+                    missing.append(name)
+                elif volume.config.node is not None:
+                    pins.append((name, volume.config.node))
         return cls(
             runtime=cfg.runtime,
             selector=cfg.node_selector,
@@ -66,6 +82,8 @@ class Demand:
             memory=cfg.resources.memory or 0,
             ports=tuple((p.protocol, p.host, p.host_ip) for p in cfg.ports),
             set_name=task.meta.labels.get(SET_LABEL),
+            pins=tuple(pins),
+            missing=tuple(missing),
         )
 
 
@@ -158,6 +176,9 @@ def selector(text: str) -> Selector:
 
 def static_problem(d: Demand, sel: Selector, node: NodeState) -> Problem | None:
     """Why ``node`` can never take ``d`` whatever runs there, or None."""
+    for volume, pinned in d.pins:
+        if node.name != pinned:
+            return (_RANK_VOLUME, f"volume {volume} is on node {pinned}")
     if node.phase != "ready":
         return _PHASE_PROBLEMS[node.phase]
     if not node.schedulable:
@@ -218,8 +239,17 @@ def summary(nodes: int, problems: Mapping[Problem, int]) -> str:
     return f"0/{nodes} nodes fit: {', '.join(parts)}"
 
 
+def missing_volumes(names: Sequence[str]) -> str:
+    """``volume data does not exist`` (or ``volumes a, b do not exist``)."""
+    if len(names) == 1:
+        return f"volume {names[0]} does not exist"
+    return f"volumes {', '.join(names)} do not exist"
+
+
 def place_demand(d: Demand, nodes: Sequence[NodeState]) -> Placed | Unschedulable:
     """``place`` for a demand already extracted from its task."""
+    if d.missing:
+        return Unschedulable(missing_volumes(d.missing))
     sel = selector(d.selector)
     best: tuple[float, str] | None = None
     problems: Counter[Problem] = Counter()
@@ -236,6 +266,10 @@ def place_demand(d: Demand, nodes: Sequence[NodeState]) -> Placed | Unschedulabl
     return Placed(best[1], -best[0])
 
 
-def place(task: TaskView, nodes: Sequence[NodeState]) -> Placed | Unschedulable:
-    """The best node for ``task`` among ``nodes``, or why there is none."""
-    return place_demand(Demand.of(task), nodes)
+def place(
+    task: TaskView,
+    nodes: Sequence[NodeState],
+    volumes: Mapping[str, VolumeView] | None = None,
+) -> Placed | Unschedulable:
+    """The best node for ``task`` among ``nodes`` (and its volumes), or why there is none."""
+    return place_demand(Demand.of(task, volumes), nodes)

@@ -1,11 +1,13 @@
 """CORE: one scheduling round: the whole view in, the decisions to append out.
 
-``plan`` evicts tasks whose node is lost, draining or gone, then places every task that should
-run and has no node (pending or unschedulable), oldest revision first. Each decision carries the
-task's revision, to be sent as the expected revision: a task that changed meanwhile (another
-scheduler placed it, the user stopped it) is never placed twice. Placements made earlier in the
-same plan count on their node, so one plan never over-commits. A task already unschedulable for
-the same reason gets no new event (the log would only repeat itself).
+``plan`` evicts tasks whose node is lost or gone, whose node is draining (a Set's members only
+within the Set's ``max_parallel`` budget until the drain's deadline), or whose node's labels no
+longer match their ``node_selector``; then it places every task that should run and has no node
+(pending or unschedulable), oldest revision first, on the node of any volume it mounts. Each
+decision carries the task's revision, to be sent as the expected revision: a task that changed
+meanwhile (another scheduler placed it, the user stopped it) is never placed twice. Placements
+made earlier in the same plan count on their node, so one plan never over-commits. A task already
+unschedulable for the same reason gets no new event (the log would only repeat itself).
 
 Placing N tasks on M nodes naively costs N*M scores; tasks with equal ``Demand`` share a heap of
 nodes instead. Within a plan a node only fills up, so its score and fit only get worse: an entry
@@ -16,13 +18,15 @@ Pure: ``now`` and event ids come in as parameters.
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, assert_never
 
-from voiyd.api.views import NodeView, TaskView
+from voiyd.api.members import available
+from voiyd.api.specs import SET_LABEL
+from voiyd.api.views import NodeView, SetView, TaskView, VolumeView
 from voiyd.events import models as ev
 from voiyd.scheduler.placement import (
     Demand,
@@ -36,19 +40,25 @@ from voiyd.scheduler.placement import (
     selector,
     static_problem,
 )
+from voiyd.scheduler.sets import by_set, shortfall
 
 Outcome = Literal["scheduled", "unschedulable", "evicted"]
-_EVICT_PHASES = {"lost": "lost", "draining": "draining"}
 
 
 class ClusterView(Protocol):
-    """What a plan reads: every task and node by name."""
+    """What a plan reads: every task, node, Set and volume by name."""
 
     @property
     def tasks(self) -> Mapping[str, TaskView]: ...
 
     @property
     def nodes(self) -> Mapping[str, NodeView]: ...
+
+    @property
+    def sets(self) -> Mapping[str, SetView]: ...
+
+    @property
+    def volumes(self) -> Mapping[str, VolumeView]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +132,7 @@ class Placer:
             heap = [
                 (-score(d, s), s.name, self._version[s.name])
                 for s in self.states.values()
-                if static_problem(d, sel, s) is None and fit_problem(d, s) is None
+                if not d.missing and static_problem(d, sel, s) is None and fit_problem(d, s) is None
             ]
             heapq.heapify(heap)
             self._heaps[d] = heap
@@ -170,25 +180,79 @@ def node_states(nodes: Mapping[str, NodeView], tasks: Mapping[str, TaskView]) ->
     return [NodeState.of(nodes[name], demands.get(name, ())) for name in sorted(nodes)]
 
 
-def _eviction(task: TaskView, nodes: Mapping[str, NodeView], now: datetime) -> Evict | None:
-    """The eviction of ``task`` if its node is lost, draining or gone and it holds resources."""
+def _evict(task: TaskView, reason: str, now: datetime) -> Evict:
+    node = task.status.node
+    assert node is not None
+    return Evict(task.meta.name, node, task.status.epoch, reason, task.revision, now)
+
+
+def _unconditional(task: TaskView, nodes: Mapping[str, NodeView]) -> str | None:
+    """Why ``task`` must leave its node whatever its Set (not for a drain), or None."""
     name = task.status.node
-    if name is None or not holds_resources(task):
-        return None
-    node = nodes.get(name)
+    node = nodes.get(name) if name is not None else None
     if node is None:
-        reason = f"node {name} deleted"
-    elif node.phase in _EVICT_PHASES:
-        reason = f"node {name} {_EVICT_PHASES[node.phase]}"
-    else:
+        return f"node {name} deleted"
+    if node.phase == "lost":
+        return f"node {name} lost"
+    if node.phase == "draining":
         return None
-    return Evict(task.meta.name, name, task.status.epoch, reason, task.revision, now)
+    sel = task.config.node_selector
+    if sel and not selector(sel).matches(node.labels):
+        return f"node {name} no longer matches node_selector {sel}"
+    return None
 
 
-def evictions(view: ClusterView, now: datetime) -> list[Decision]:
-    """Evict tasks whose node is lost, draining or gone (a not-ready node keeps its tasks)."""
-    found = [e for t in view.tasks.values() if (e := _eviction(t, view.nodes, now)) is not None]
-    return sorted(found, key=lambda e: (e.expected_revision, e.task))
+class _Drain:
+    """Evictions from draining nodes: a Set's members within its ``max_parallel`` budget."""
+
+    def __init__(self, view: ClusterView, now: datetime) -> None:
+        self.view = view
+        self.now = now
+        self.groups: dict[str, list[TaskView]] | None = None
+        """Members by Set, found on the first member that needs a budget."""
+        self.spent: Counter[str] = Counter()
+        """Available members evicted this round, by Set."""
+        self.short: dict[str, int] = {}
+        """Replicas each Set misses before this round (computed once)."""
+
+    def allows(self, task: TaskView, node: NodeView) -> bool:
+        deadline = node.drain_deadline
+        if deadline is not None and self.now >= deadline:
+            return True  # past the deadline everything left goes
+        set_name = task.meta.labels.get(SET_LABEL)
+        s = self.view.sets.get(set_name) if set_name is not None else None
+        if s is None or not available(task, s.config.update.min_healthy_s, self.now):
+            return True  # not a Set's member, or not available: moving it costs the Set nothing
+        name = s.meta.name
+        if name not in self.short:
+            if self.groups is None:
+                self.groups = by_set(self.view.tasks.values())
+            self.short[name] = shortfall(s, self.groups.get(name, []), self.now, frozenset())
+        if self.short[name] + self.spent[name] >= s.config.update.max_parallel:
+            return False
+        self.spent[name] += 1
+        return True
+
+
+def evictions(view: ClusterView, now: datetime) -> list[Evict]:
+    """Evict tasks whose node is lost, gone, draining, or no longer matches their selector.
+
+    A not-ready node keeps its tasks. A draining node's tasks leave at once, except a Set's
+    available members: only while the Set misses fewer than ``max_parallel`` of its replicas
+    (counting the evictions of this round), until the node's drain deadline.
+    """
+    drain = _Drain(view, now)
+    found: list[Evict] = []
+    placed = (t for t in view.tasks.values() if t.status.node is not None and holds_resources(t))
+    for task in sorted(placed, key=_order):
+        reason = _unconditional(task, view.nodes)
+        if reason is not None:
+            found.append(_evict(task, reason, now))
+            continue
+        node = view.nodes[task.status.node or ""]
+        if node.phase == "draining" and drain.allows(task, node):
+            found.append(_evict(task, f"node {node.name} draining", now))
+    return found
 
 
 def _order(task: TaskView) -> tuple[int, str]:
@@ -212,12 +276,18 @@ def _decide(task: TaskView, outcome: Placed | Unschedulable, now: datetime) -> D
     return MarkUnschedulable(task.meta.name, outcome.reason, task.revision, now)
 
 
+def placements(view: ClusterView, now: datetime, skip: Set[str] = frozenset()) -> list[Decision]:
+    """Place every task that wants a node (but those in ``skip``), in task revision order."""
+    placer = Placer(node_states(view.nodes, view.tasks))
+    out: list[Decision] = []
+    waiting = (t for t in view.tasks.values() if wants_node(t) and t.meta.name not in skip)
+    for task in sorted(waiting, key=_order):
+        decision = _decide(task, placer.place(Demand.of(task, view.volumes)), now)
+        if decision is not None:
+            out.append(decision)
+    return out
+
+
 def plan(view: ClusterView, now: datetime) -> list[Decision]:
     """Everything to append now: evictions first, then placements in task revision order."""
-    decisions = evictions(view, now)
-    placer = Placer(node_states(view.nodes, view.tasks))
-    for task in sorted((t for t in view.tasks.values() if wants_node(t)), key=_order):
-        decision = _decide(task, placer.place(Demand.of(task)), now)
-        if decision is not None:
-            decisions.append(decision)
-    return decisions
+    return [*evictions(view, now), *placements(view, now)]

@@ -1,14 +1,17 @@
-"""The voiyd-scheduler shell: follow the log into the view, plan, append the decisions.
+"""The voiyd-scheduler shell: follow the log into the view, decide a round, append it.
 
 One ``asyncio.TaskGroup`` owns the log follower; the loop applies what it buffered and then runs
 ``step()``: after every batch and at least every ``interval_s``. A step plans only on a caught-up
 view: one that has reached the log's end as of startup and every event this scheduler appended,
-so a round never re-decides from a view that does not show its own last decisions. Every change
+so a round never re-decides from a view that does not show its own last decisions. A round
+(``voiyd.scheduler.rounds.decide``) is evictions, the Set controller and placements. Every change
 to the view re-plans every waiting task (an unschedulable one is placed as soon as a node fits);
-the periodic step retries a round whose appends the log did not acknowledge. Every append
-carries the task's revision as the expected one; a conflict means the task changed (often:
-another scheduler placed it) and is only counted: the view will show why, and the next round
-decides again. SIGTERM sets ``stop``; the current round finishes, then the connection drains.
+an unchanged view is decided again when time alone changes the answer (a member's
+``min_healthy_s``, a rollout or drain deadline: the round's ``wake_at``) and when an append was
+not acknowledged. Every append carries the revision it was decided against as the expected one;
+a conflict means the aggregate changed (often: another scheduler decided first) and is only
+counted: the view will show why, and the next round decides again. SIGTERM sets ``stop``; the
+current round finishes, then the connection drains.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -32,8 +36,10 @@ from voiyd.bus.publish import append
 from voiyd.bus.reader import RawEvent, read_events
 from voiyd.bus.streams import ensure_streams
 from voiyd.errors import ConflictError, VoiydError
-from voiyd.scheduler import metrics
-from voiyd.scheduler.plan import Decision, Evict, MarkUnschedulable, Schedule, plan, to_event
+from voiyd.events.models import AnyEvent
+from voiyd.scheduler import metrics, plan, sets
+from voiyd.scheduler.plan import Evict, MarkUnschedulable, Schedule
+from voiyd.scheduler.rounds import AnyDecision, decide
 from voiyd.scheduler.view import View
 
 log = logging.getLogger(__name__)
@@ -68,11 +74,15 @@ class StepResult:
     """Why no plan ran: ``behind`` (the view lacks events) or ``unchanged`` (planned already)."""
     planned: int = 0
     appended: Counter[str] = field(default_factory=Counter)
+    """Appended decisions by outcome (scheduled, unschedulable, evicted) or ``set-<action>``."""
     conflicts: int = 0
     errors: int = 0
+    """Appends the log did not acknowledge: the same view is decided again."""
+    invalid: int = 0
+    """Decisions that make no valid event (logged; deciding again would not help)."""
 
 
-def _log_decision(d: Decision, seq: int) -> None:
+def _log_decision(d: AnyDecision, seq: int) -> None:
     match d:
         case Schedule():
             log.info(
@@ -94,6 +104,30 @@ def _log_decision(d: Decision, seq: int) -> None:
                 d.reason,
                 seq,
             )
+        case _:
+            log.info("%s seq %d", sets.describe(d), seq)
+
+
+def _outcome(d: AnyDecision) -> str:
+    """How ``d`` is counted: a placement outcome, or ``set-<action>``."""
+    if isinstance(d, Schedule | MarkUnschedulable | Evict):
+        return d.outcome
+    return f"set-{d.action}"
+
+
+def _about(d: AnyDecision) -> str:
+    """What ``d`` is about, for a log line."""
+    if isinstance(d, Schedule | MarkUnschedulable | Evict):
+        return f"task {d.task}"
+    if isinstance(d, sets.MemberDecision):
+        return f"task {d.task} of set {d.set_name}"
+    return f"set {d.set_name}"
+
+
+def _event(d: AnyDecision, actor: str) -> AnyEvent:
+    if isinstance(d, Schedule | MarkUnschedulable | Evict):
+        return plan.to_event(d, event_id=ids.new_id(), actor=actor)
+    return sets.to_event(d, event_id=ids.new_id(), actor=actor)
 
 
 class SchedulerLoop:
@@ -112,6 +146,7 @@ class SchedulerLoop:
         self.target_seq = 0
         self.appended_seq = 0
         self._planned_seq: int | None = None
+        self._wake_at: datetime | None = None
         self._pending: list[RawEvent] = []
         self._wake = asyncio.Event()
 
@@ -184,20 +219,30 @@ class SchedulerLoop:
             self.ready.set()
         return applied
 
-    async def step(self) -> StepResult:
-        """One round: plan on the caught-up view and append each decision.
+    def _due(self, now: datetime) -> bool:
+        """Whether the view needs a round: it changed, an append failed, or time has come."""
+        if self.view.seq != self._planned_seq:
+            return True
+        return self._wake_at is not None and now >= self._wake_at
 
-        A plan depends on the view alone, so a view already planned gives the same decisions:
-        it is planned again only after an append failed (the log did not answer in time).
+    async def step(self) -> StepResult:
+        """One round: decide on the caught-up view and append each decision.
+
+        A round depends on the view and the time: a view already decided gives the same
+        decisions until its ``wake_at``, so it is decided again only then or after an append
+        failed (the log did not answer in time).
         """
         if not self.caught_up:
             return StepResult(skipped="behind")
-        if self.view.seq == self._planned_seq:
+        now = clock.now()
+        if not self._due(now):
             return StepResult(skipped="unchanged")
         started = time.perf_counter()
-        decisions = plan(self.view, clock.now())
+        decided = decide(self.view, now)
         metrics.PLACEMENT_SECONDS.observe(time.perf_counter() - started)
         self._planned_seq = self.view.seq
+        self._wake_at = decided.wake_at
+        decisions = decided.decisions
         result = StepResult(ran=True, planned=len(decisions))
         if decisions:
             todo = iter(decisions)
@@ -208,12 +253,21 @@ class SchedulerLoop:
             self._planned_seq = None
         return result
 
-    async def _append_worker(self, todo: Iterator[Decision], result: StepResult) -> None:
+    async def _append_worker(self, todo: Iterator[AnyDecision], result: StepResult) -> None:
         for decision in todo:
             await self._append(decision, result)
 
-    async def _append(self, d: Decision, result: StepResult) -> None:
-        event = to_event(d, event_id=ids.new_id(), actor=self._settings.actor)
+    async def _append(self, d: AnyDecision, result: StepResult) -> None:
+        outcome = _outcome(d)
+        try:
+            event = _event(d, self._settings.actor)
+        except ValueError as exc:
+            # A decision that makes no valid event (e.g. a Set whose labels and the two member
+            # labels exceed the label limit) would fail the same way every round: say so.
+            log.error("%s of %s not appended: %s", outcome, _about(d), exc)
+            metrics.APPEND_ERRORS.inc()
+            result.invalid += 1
+            return
         try:
             seq = await append(
                 self._js,
@@ -222,28 +276,38 @@ class SchedulerLoop:
                 deadline_s=self._settings.append_deadline_s,
             )
         except ConflictError as exc:
-            log.debug("%s of task %s not appended: %s", d.outcome, d.task, exc)
+            log.debug("%s of %s not appended: %s", outcome, _about(d), exc)
             metrics.CONFLICTS.inc()
             result.conflicts += 1
             return
         except VoiydError as exc:
-            log.warning(
-                "%s of task %s not appended: %s; a later round retries", d.outcome, d.task, exc
-            )
+            log.warning("%s of %s not appended: %s; a later round retries", outcome, _about(d), exc)
             metrics.APPEND_ERRORS.inc()
             result.errors += 1
             return
         self.appended_seq = max(self.appended_seq, seq)
-        metrics.PLACEMENTS.labels(outcome=d.outcome).inc()
-        result.appended[d.outcome] += 1
+        if isinstance(d, Schedule | MarkUnschedulable | Evict):
+            metrics.PLACEMENTS.labels(outcome=d.outcome).inc()
+        else:
+            metrics.SET_ACTIONS.labels(action=d.action).inc()
+        result.appended[outcome] += 1
         _log_decision(d, seq)
 
+    def _timeout(self) -> float:
+        """``interval_s``, or less when the last round's ``wake_at`` comes sooner."""
+        timeout = self._settings.interval_s
+        if self._wake_at is not None:
+            until = (self._wake_at - clock.now()).total_seconds()
+            if until > 0:  # a past one waits for the view to catch up (new events wake us)
+                timeout = min(timeout, until)
+        return timeout
+
     async def _wait(self, stop: asyncio.Event) -> None:
-        """Until something was buffered, ``stop`` is set, or ``interval_s`` has passed."""
+        """Until something was buffered, ``stop`` is set, or the timeout has passed."""
         waiters = {asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())}
         try:
             await asyncio.wait(
-                waiters, timeout=self._settings.interval_s, return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=self._timeout(), return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             for waiter in waiters:

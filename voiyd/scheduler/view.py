@@ -1,25 +1,38 @@
-"""The scheduler's in-memory view of the cluster: every task and node, folded from the log.
+"""The scheduler's in-memory view of the cluster: tasks, nodes, Sets and volumes, from the log.
 
 Events are folded with ``voiyd.events.fold`` (the one definition of what an event means), so
 this view agrees with the server's projection. ``seq`` is the last stream sequence applied;
-re-applying an older one is a no-op. An event that does not decode is skipped and reported to
-the caller (its sequence still counts), never a crash loop. No I/O here: the runner feeds it.
+re-applying an older one is a no-op. ``revisions`` holds every subject's last sequence, deleted
+aggregates included: re-creating a deleted Set member must expect the deleted task's last event
+(0 only for a name never used). An event that does not decode is skipped and reported to the
+caller (its sequence still counts), never a crash loop. No I/O here: the runner feeds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from voiyd.api.views import NodeView, TaskView
-from voiyd.bus import codec
+from voiyd.api.views import NodeView, SetView, TaskView, VolumeView
+from voiyd.bus import codec, subjects
 from voiyd.bus.subjects import parse_event_subject
 from voiyd.errors import InvalidRequestError
 from voiyd.events import models as ev
-from voiyd.events.fold import NodeEvent, TaskEvent, evolve_node, evolve_task
+from voiyd.events.fold import (
+    NodeEvent,
+    SetEvent,
+    TaskEvent,
+    VolumeEvent,
+    evolve_node,
+    evolve_set,
+    evolve_task,
+    evolve_volume,
+)
+
+_T = TypeVar("_T")
 
 
 class Message(Protocol):
@@ -63,12 +76,20 @@ def decode(msg: Message) -> ev.AnyEvent:
 
 
 class View:
-    """Tasks and nodes by name, as of stream sequence ``seq``."""
+    """Tasks, nodes, Sets and volumes by name, as of stream sequence ``seq``."""
 
     def __init__(self) -> None:
         self.tasks: dict[str, TaskView] = {}
         self.nodes: dict[str, NodeView] = {}
+        self.sets: dict[str, SetView] = {}
+        self.volumes: dict[str, VolumeView] = {}
+        self.revisions: dict[str, int] = {}
+        """Subject -> the stream sequence of its last event (what an append expects)."""
         self.seq = 0
+
+    def revision(self, kind: str, name: str) -> int:
+        """The last sequence of ``<kind>/<name>``'s subject; 0 when it never had an event."""
+        return self.revisions.get(subjects.event(kind, name), 0)
 
     def apply(self, msgs: Iterable[Message]) -> Applied:
         """Fold ``msgs`` (in stream order) into the view."""
@@ -77,6 +98,7 @@ class View:
             if msg.seq <= self.seq:
                 continue
             self.seq = msg.seq
+            self.revisions[msg.subject] = msg.seq
             try:
                 event = decode(msg)
             except ValueError as exc:
@@ -89,15 +111,17 @@ class View:
     def _fold(self, event: ev.AnyEvent, seq: int) -> None:
         name = ev.event_name(event)
         if isinstance(event, TaskEvent):
-            task = evolve_task(self.tasks.get(name), event, seq)
-            if task is None:
-                self.tasks.pop(name, None)
-            else:
-                self.tasks[name] = task
+            _put(self.tasks, name, evolve_task(self.tasks.get(name), event, seq))
         elif isinstance(event, NodeEvent):
-            node = evolve_node(self.nodes.get(name), event, seq)
-            if node is None:
-                self.nodes.pop(name, None)
-            else:
-                self.nodes[name] = node
-        # volume and set events do not change placement (yet).
+            _put(self.nodes, name, evolve_node(self.nodes.get(name), event, seq))
+        elif isinstance(event, SetEvent):
+            _put(self.sets, name, evolve_set(self.sets.get(name), event, seq))
+        elif isinstance(event, VolumeEvent):
+            _put(self.volumes, name, evolve_volume(self.volumes.get(name), event, seq))
+
+
+def _put(table: dict[str, _T], name: str, value: _T | None) -> None:
+    if value is None:
+        table.pop(name, None)
+    else:
+        table[name] = value

@@ -25,17 +25,23 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel, TypeAdapter
 
 from voiyd import clock
-from voiyd.api.agent import AgentReport, Heartbeat, NodeJoin, ReportReply, TaskReport
+from voiyd.api.agent import (
+    AgentReport,
+    Assignment,
+    Heartbeat,
+    NodeJoin,
+    ReportReply,
+    TaskReport,
+)
 from voiyd.api.validation import parse_model
 from voiyd.api.views import NodeView, TaskView
 from voiyd.bus import codec, subjects
 from voiyd.bus.rpc import current_subject
 from voiyd.errors import ForbiddenError, InvalidRequestError
-from voiyd.events.fold import fold_node
 from voiyd.projection import queries
 from voiyd.projection.consumer import ProjectionFollower
 from voiyd.server import metrics
-from voiyd.server.decide import Context, Decision
+from voiyd.server.decide import Context, Decision, mounted_volumes
 from voiyd.server.decide_agent import (
     LivenessRules,
     Refused,
@@ -61,15 +67,15 @@ class AgentDesk:
         nc: Client,
         follower: ProjectionFollower,
         tasks: AggregateWriter[TaskView],
+        nodes: AggregateWriter[NodeView],
         rules: LivenessRules,
     ) -> None:
+        """``tasks`` and ``nodes`` are the API's writers: one lock and recent cache per kind."""
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._follower = follower
         self._tasks = tasks
-        self._nodes = AggregateWriter(
-            self._js, follower, "node", follower.store.load_node, fold_node
-        )
+        self._nodes = nodes
         self._rules = rules
         self._started = clock.now()
         self._last_seen: dict[str, datetime] = {}
@@ -154,6 +160,11 @@ class AgentDesk:
             self._kv = await self._js.key_value(subjects.ASSIGNMENTS_BUCKET)
         return self._kv
 
+    def _assignment(self, task: TaskView) -> Assignment | None:
+        load = self._follower.store.load_volume
+        volumes = {name: load(name) for name in mounted_volumes(task.config)}
+        return assignment_for(task, volumes)
+
     async def sync_assignments(self, changed: dict[str, str | None]) -> None:
         """Put or delete the KV keys of tasks changed in a batch (``{task: node before}``)."""
         kv = await self._bucket()
@@ -161,7 +172,7 @@ class AgentDesk:
         ops: list[tuple[str, bytes | None]] = []
         for name, before in changed.items():
             task = store.load_task(name)
-            wanted = assignment_for(task) if task is not None else None
+            wanted = self._assignment(task) if task is not None else None
             if before is not None and (wanted is None or wanted.node != before):
                 ops.append((subjects.assignment_key(before, name), None))
             if wanted is not None:
@@ -173,7 +184,7 @@ class AgentDesk:
         kv = await self._bucket()
         wanted: dict[str, bytes] = {}
         for task in queries.list_tasks(self._follower.store.db):
-            assignment = assignment_for(task)
+            assignment = self._assignment(task)
             if assignment is not None:
                 key = subjects.assignment_key(assignment.node, assignment.task)
                 wanted[key] = codec.encode(assignment)

@@ -7,16 +7,28 @@ says which revision the append must expect, so a stale decision is refused by th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from voiyd.api import requests as rq
 from voiyd.api.specs import Meta, TaskConfig, TaskDoc
 from voiyd.api.validation import parse_model
-from voiyd.api.views import TaskView
-from voiyd.errors import AlreadyExistsError, ConflictError, InvalidRequestError, NotFoundError
+from voiyd.api.views import TaskView, VolumeView
+from voiyd.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    FieldError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from voiyd.events import models as ev
+
+V = TypeVar("V")
+Volumes = Callable[[str], VolumeView | None]
+"""Looks a volume up by name (None: no such volume); a ``dict``'s ``get`` will do. A decision
+given ``None`` instead does not check mounts (the agents' paths, which never change configs)."""
 
 
 @dataclass(frozen=True)
@@ -35,19 +47,69 @@ class Decision:
     expected_revision: int
 
 
-def _check_expected(cmd: rq.WriteOptions, revision: int, name: str) -> None:
+def check_expected(cmd: rq.WriteOptions, revision: int, kind: str, name: str) -> None:
+    """A pinned ``expected_revision`` must be the aggregate's revision (0: never existed)."""
     if cmd.expected_revision is not None and cmd.expected_revision != revision:
         raise ConflictError(
-            f"task {name!r} is at revision {revision}, not {cmd.expected_revision}: "
+            f"{kind} {name!r} is at revision {revision}, not {cmd.expected_revision}: "
             "read it again and retry",
             actual_revision=revision,
         )
 
 
-def _require(current: TaskView | None, name: str) -> TaskView:
+def require(current: V | None, kind: str, name: str) -> V:
     if current is None:
-        raise NotFoundError(f"task {name!r} not found")
+        raise NotFoundError(f"{kind} {name!r} not found")
     return current
+
+
+def mounted_volumes(config: TaskConfig) -> list[str]:
+    """Names of the volumes ``config`` mounts (bind mounts are host paths, not volumes)."""
+    return [m.source for m in config.mounts if m.type == "volume"]
+
+
+def check_mounts(config: TaskConfig, volumes: Volumes | None, loc: str) -> None:
+    """Every volume ``config`` mounts must exist; host-local ones must all be on one node.
+
+    ``loc`` is where ``config`` sits in the request (``task.config``), so each problem names its
+    mount (``task.config.mounts.0.source``).
+    """
+    if volumes is None:
+        return
+    problems: list[FieldError] = []
+    nodes: dict[str, str] = {}
+    for i, mount in enumerate(config.mounts):
+        if mount.type != "volume":
+            continue
+        volume = volumes(mount.source)
+        if volume is None:
+            problems.append(
+                FieldError(
+                    f"{loc}.mounts.{i}.source",
+                    f"volume {mount.source!r} does not exist: create it first "
+                    f"(voiydctl create volume {mount.source} --node NODE)",
+                )
+            )
+        elif volume.config.type == "host-local" and volume.config.node is not None:
+            nodes.setdefault(volume.config.node, mount.source)
+    if len(nodes) > 1:
+        pinned = ", ".join(f"{v} on {n}" for n, v in sorted(nodes.items()))
+        problems.append(
+            FieldError(
+                f"{loc}.mounts",
+                f"host-local volumes on different nodes cannot be mounted together ({pinned})",
+            )
+        )
+    if problems:
+        raise InvalidRequestError(f"{problems[0].loc}: {problems[0].message}", problems)
+
+
+def _check_expected(cmd: rq.WriteOptions, revision: int, name: str) -> None:
+    check_expected(cmd, revision, "task", name)
+
+
+def _require(current: TaskView | None, name: str) -> TaskView:
+    return require(current, "task", name)
 
 
 def _spec(doc: TaskDoc) -> ev.TaskSpecData:
@@ -55,12 +117,17 @@ def _spec(doc: TaskDoc) -> ev.TaskSpecData:
 
 
 def decide_create(
-    cmd: rq.CreateTask, current: TaskView | None, revision: int, ctx: Context
+    cmd: rq.CreateTask,
+    current: TaskView | None,
+    revision: int,
+    ctx: Context,
+    volumes: Volumes | None = None,
 ) -> Decision:
     name = cmd.task.name
     if current is not None:
         raise AlreadyExistsError(f"task {name!r} already exists (revision {current.revision})")
     _check_expected(cmd, revision, name)
+    check_mounts(cmd.task.config, volumes, "task.config")
     event = ev.TaskCreated(id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=_spec(cmd.task))
     return Decision(event, revision)
 
@@ -77,9 +144,14 @@ def _update(current: TaskView, doc: TaskDoc, revision: int, ctx: Context) -> Dec
 
 
 def decide_apply(
-    cmd: rq.ApplyTask, current: TaskView | None, revision: int, ctx: Context
+    cmd: rq.ApplyTask,
+    current: TaskView | None,
+    revision: int,
+    ctx: Context,
+    volumes: Volumes | None = None,
 ) -> Decision:
     _check_expected(cmd, revision, cmd.task.name)
+    check_mounts(cmd.task.config, volumes, "task.config")
     if current is None:
         event = ev.TaskCreated(id=ctx.event_id, at=ctx.now, actor=ctx.actor, data=_spec(cmd.task))
         return Decision(event, revision)
@@ -87,10 +159,15 @@ def decide_apply(
 
 
 def decide_update(
-    cmd: rq.UpdateTask, current: TaskView | None, revision: int, ctx: Context
+    cmd: rq.UpdateTask,
+    current: TaskView | None,
+    revision: int,
+    ctx: Context,
+    volumes: Volumes | None = None,
 ) -> Decision:
     task = _require(current, cmd.task.name)
     _check_expected(cmd, revision, cmd.task.name)
+    check_mounts(cmd.task.config, volumes, "task.config")
     return _update(task, cmd.task, revision, ctx)
 
 
@@ -108,7 +185,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def decide_patch(
-    cmd: rq.PatchTask, current: TaskView | None, revision: int, ctx: Context
+    cmd: rq.PatchTask,
+    current: TaskView | None,
+    revision: int,
+    ctx: Context,
+    volumes: Volumes | None = None,
 ) -> Decision:
     task = _require(current, cmd.name)
     _check_expected(cmd, revision, cmd.name)
@@ -124,6 +205,8 @@ def decide_patch(
     config = parse_model(TaskConfig, config_doc, prefix="config")
     if not cmd.labels and not cmd.config:
         raise InvalidRequestError("patch changes nothing: give labels and/or config")
+    if config.mounts != task.config.mounts:
+        check_mounts(config, volumes, "config")
     return _update(task, TaskDoc(meta=meta, config=config), revision, ctx)
 
 

@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from voiyd.api.agent import Assignment, NodeJoin, TaskReport
-from voiyd.api.views import NodeView, TaskView
+from voiyd.api.views import NodeView, TaskView, VolumeView
 from voiyd.events import models as ev
 from voiyd.server.decide import Context
 
@@ -162,11 +163,22 @@ def decide_liveness(
     return None
 
 
-def assignment_for(task: TaskView) -> Assignment | None:
-    """What the task's node should hold under ``<node>.<task>``; None when no node should run it."""
+def assignment_for(
+    task: TaskView, volumes: Mapping[str, VolumeView | None] | None = None
+) -> Assignment | None:
+    """What the task's node should hold under ``<node>.<task>``; None when no node should run it.
+
+    ``volumes``: the volumes the task mounts (None: gone). The assignment carries the config of
+    each template volume (its files); a host-local volume is found on the node by its name.
+    """
     s = task.status
     if s.node is None or s.desired != "running" or s.phase == "failed":
         return None  # failed is final until an operator starts it again
+    templates = {
+        name: view.config
+        for name, view in sorted((volumes or {}).items())
+        if view is not None and view.config.type == "template"
+    }
     return Assignment(
         task=task.meta.name,
         node=s.node,
@@ -177,4 +189,5 @@ def assignment_for(task: TaskView) -> Assignment | None:
         restarts=s.restarts,
         revision=task.revision,
         updated_at=task.updated_at,
+        volumes=templates,
     )

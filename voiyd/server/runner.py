@@ -27,7 +27,7 @@ from voiyd.bus.connect import NatsOptions, connect
 from voiyd.bus.rpc import ApiService
 from voiyd.bus.streams import LogLimitOptions, ensure_streams
 from voiyd.errors import VoiydError
-from voiyd.projection import schema
+from voiyd.projection import queries, schema
 from voiyd.projection.consumer import ProjectionFollower
 from voiyd.projection.store import BatchResult, ProjectionStore
 from voiyd.server import metrics
@@ -113,7 +113,7 @@ class Server:
             not_ready_after=timedelta(seconds=s.not_ready_after_s),
             lost_after=timedelta(seconds=s.lost_after_s),
         )
-        desk = AgentDesk(nc, follower, handlers.tasks, rules)
+        desk = AgentDesk(nc, follower, handlers.tasks, handlers.nodes, rules)
         self._desk = desk
         await desk.full_sync()
         endpoints = {**handlers.endpoints(), REPORT_SUBJECT: desk.report}
@@ -147,9 +147,15 @@ class Server:
 
     async def _on_batch(self, result: BatchResult) -> None:
         _count_batch(result)
-        if self._desk is not None and result.changed_tasks:
+        if self._desk is None or self.follower is None:
+            return
+        changed = result.changed_tasks
+        if result.changed_volumes:  # a template's files travel in its tasks' assignments
+            db = self.follower.store.db
+            changed = {**queries.tasks_mounting(db, result.changed_volumes), **changed}
+        if changed:
             try:
-                await self._desk.sync_assignments(result.changed_tasks)
+                await self._desk.sync_assignments(changed)
             except Exception as exc:  # repaired by the next full sync; never stop projecting
                 log.warning("assignment sync failed (%s); will repair", exc)
                 self._resync = True

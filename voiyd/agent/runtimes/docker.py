@@ -5,7 +5,8 @@ translated at this edge (``raise ... from exc``) into the protocol's ``RuntimeFa
 a refused spec is ``InvalidSpecError``, a silent or absent engine ``RuntimeUnavailable``, a
 missing image that cannot be pulled ``ImagePullError``. Every call to the engine has a deadline.
 Named volumes are host directories under the spec's ``volumes_dir``, bound into the container;
-nothing here ever deletes their data.
+nothing here ever deletes their data. Template volumes are the directories the agent wrote their
+files to (``ContainerSpec.templates``), always bound read-only.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from voiyd.agent.runtimes.protocol import (
     RuntimeUnavailable,
     Usage,
 )
+from voiyd.api.specs import Mount
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
 LOG_DRIVER = "local"
@@ -74,7 +76,12 @@ _AVAILABLE_TIMEOUT_S = 5.0
 
 
 def container_name(spec: ContainerSpec) -> str:
-    return f"voiyd-{spec.task}-{spec.epoch}"
+    """``voiyd-<task>-<epoch>-r<revision>``: one name per placement of one incarnation.
+
+    The revision (the task's, when the assignment was written) tells a task deleted and created
+    again apart: its epochs start over at 1 while the old incarnation's container may still be
+    stopping, on this node or on another agent sharing the engine."""
+    return f"voiyd-{spec.task}-{spec.epoch}-r{spec.revision}"
 
 
 def _d(value: Any) -> dict[str, Any]:
@@ -145,7 +152,7 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
             {"HostIp": p.host_ip, "HostPort": str(p.host)}
         )
     host: dict[str, Any] = {
-        "Binds": [_bind(spec, m.type, m.source, m.destination, m.read_only) for m in cfg.mounts],
+        "Binds": [_bind(spec, m) for m in cfg.mounts],
         "PortBindings": ports,
         "Privileged": cfg.privileged,
         "CapAdd": list(cfg.capabilities.add),
@@ -172,9 +179,10 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
     return body
 
 
-def _bind(spec: ContainerSpec, kind: str, source: str, dest: str, read_only: bool) -> str:
-    host = str(spec.volume_path(source)) if kind == "volume" else source
-    return f"{host}:{dest}:ro" if read_only else f"{host}:{dest}"
+def _bind(spec: ContainerSpec, mount: Mount) -> str:
+    host = str(spec.volume_path(mount.source)) if mount.type == "volume" else mount.source
+    bind = f"{host}:{mount.destination}"
+    return f"{bind}:ro" if spec.read_only(mount) else bind
 
 
 def _usage_from_stats(stats: Mapping[str, Any]) -> Usage:
@@ -293,7 +301,7 @@ class DockerRuntime:
             raise InvalidSpecError("the docker runtime needs an image")
         for mount in spec.config.mounts:
             if mount.type == "volume":
-                spec.volume_path(mount.source).mkdir(parents=True, exist_ok=True)
+                spec.prepare_volume(mount)
         body, name = create_body(spec), container_name(spec)
         docker = self._client()
         async with self._calling(f"start {name}"):

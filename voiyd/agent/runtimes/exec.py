@@ -11,7 +11,8 @@ host's filesystem and network; ``ports`` are recorded, the process binds them it
 enforced ``cpus``/``memory`` limits (used for placement only; a warning is logged), no capability
 changes (refused). A mount appears as a symlink at ``<container dir>/<destination>``, and the
 container dir is the default working directory, so relative paths such as ``data/x`` reach it;
-``read_only`` is not enforced. ``user`` needs the agent to run as root.
+``read_only`` is not enforced (a template volume's files are read-only by their mode, which
+binds every user but root). ``user`` needs the agent to run as root.
 """
 
 from __future__ import annotations
@@ -195,11 +196,7 @@ def _link_mounts(directory: Path, spec: ContainerSpec) -> None:
         parts = PurePosixPath(mount.destination).parts[1:]
         if not parts or ".." in parts or parts[0] in on_disk.STATE_FILES:
             raise InvalidSpecError(f"mount destination {mount.destination!r} is not usable here")
-        if mount.type == "volume":
-            source = spec.volume_path(mount.source)
-            source.mkdir(parents=True, exist_ok=True)
-        else:
-            source = Path(mount.source)
+        source = spec.prepare_volume(mount) if mount.type == "volume" else Path(mount.source)
         link = directory.joinpath(*parts)
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(source, target_is_directory=True)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from voiyd.api.specs import TaskConfig
+from voiyd.api.specs import Mount, TaskConfig
 
 LABEL_TASK = "io.voiyd.task"
 LABEL_EPOCH = "io.voiyd.epoch"
@@ -59,14 +59,40 @@ class ContainerSpec:
     revision: int = 0
     volumes_dir: Path | None = None
     """Where host-local named volumes live on this node (``<volumes_dir>/<volume>``)."""
+    templates: Mapping[str, Path] = field(default_factory=dict)
+    """The template volumes the task mounts: name -> the directory the agent wrote their files
+    to. They are always mounted read-only, and the runtime never creates or changes them."""
 
     def volume_path(self, volume: str) -> Path:
         """The host directory of the named volume ``volume`` on this node (not created here)."""
+        if volume in self.templates:
+            return self.templates[volume]
         if self.volumes_dir is None:
             raise InvalidSpecError(f"volume {volume!r}: this node has no volumes directory")
         if volume in ("", ".", "..") or "/" in volume:
             raise InvalidSpecError(f"{volume!r} is not a volume name")
         return self.volumes_dir / volume
+
+    def is_template(self, mount: Mount) -> bool:
+        return mount.type == "volume" and mount.source in self.templates
+
+    def read_only(self, mount: Mount) -> bool:
+        """Whether ``mount`` is mounted read-only: asked for, or a template volume."""
+        return mount.read_only or self.is_template(mount)
+
+    def prepare_volume(self, mount: Mount) -> Path:
+        """The host directory of a volume mount, made if it is a host-local volume's.
+
+        A template volume's directory must already hold its files (the agent writes them before
+        the start); a missing one is an ``InvalidSpecError``, never an empty directory.
+        """
+        source = self.volume_path(mount.source)
+        if self.is_template(mount):
+            if not source.is_dir():
+                raise InvalidSpecError(f"template volume {mount.source!r}: {source} is missing")
+        else:
+            source.mkdir(parents=True, exist_ok=True)
+        return source
 
     @property
     def labels(self) -> dict[str, str]:
