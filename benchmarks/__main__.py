@@ -3,7 +3,8 @@
 Starts a nats-server (JetStream in a temp dir, random loopback port), ``voiyd-server`` and a bare
 relay as separate processes; runs the API benchmark and reads the server's peak RSS; stops the
 server and the relay, fills the event log and runs the replay benchmark; then the scheduler's
-placement benchmark (``bench_placement``, with a nats-server of its own). Every process it starts
+placement benchmark (``bench_placement``, with a nats-server of its own), Docker tasks, logs and
+Sets (``bench_sets``). Every process it starts
 is stopped, whatever happened. ``--write`` regenerates the marked section of ``BENCHMARKS.md``.
 ``--profile DIR`` also samples where voiyd-server's CPU goes (``benchmarks.sampler``) and
 cProfiles one replay (profiling slows things down, so it cannot be combined with ``--write``).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import nats
 
-from benchmarks import api_writes, bench_docker, bench_logs, bench_placement, replay
+from benchmarks import api_writes, bench_docker, bench_logs, bench_placement, bench_sets, replay
 from benchmarks.machine import Machine, load_average
 from benchmarks.processes import (
     Child,
@@ -55,8 +56,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", type=Path, help="write server-samples.txt and replay.prof here")
     p.add_argument(
         "--only",
-        choices=("server", "placement", "docker", "logs"),
-        help="run only the server benchmarks (API, replay, RSS) or only the placement one",
+        choices=("server", "placement", "docker", "logs", "sets"),
+        help="run only the server benchmarks (API, replay, RSS) or only one of the others",
     )
     args = p.parse_args(argv)
     if args.write and (args.profile or args.only):
@@ -173,11 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "logs"):
         _say("logs: container -> agent -> relay -> following client, beside raw publishing")
         logs = bench_logs.rows(bench_logs.run(say=_say))
-    print(text_table(report, placement, docker, logs))
+    sets: list[tuple[str, str, str]] = []
+    if args.only in (None, "sets"):
+        _say("sets: creation, controller pass and a Docker rolling update, beside baselines")
+        sets = bench_sets.rows(bench_sets.run(say=_say))
+    print(text_table(report, placement, docker, logs, sets))
     if args.profile:
         _print_profiles(args.profile)
     if args.write and report is not None:
-        write_section(args.file, markdown(report, placement, docker, logs))
+        write_section(args.file, markdown(report, placement, docker, logs, sets))
         _say(f"wrote the figures into {args.file}")
     return 0
 

@@ -230,6 +230,7 @@ def _md(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
 PLACEMENT_HEADER = ("scheduler placement", "figure", "target")
 DOCKER_HEADER = ("docker tasks (submit to running, agent memory)", "figure", "target")
 LOGS_HEADER = ("logs end to end", "figure", "target")
+SETS_HEADER = ("sets", "figure", "target")
 Rows = Sequence[tuple[str, str, str]]
 
 
@@ -238,6 +239,7 @@ def text_table(
     placement: bench_placement.PlacementResults | None,
     docker: Rows = (),
     logs: Rows = (),
+    sets: Rows = (),
 ) -> str:
     lines: list[str] = []
     if report is not None:
@@ -255,6 +257,8 @@ def text_table(
         lines += ["", *_text(DOCKER_HEADER, docker)]
     if logs:
         lines += ["", *_text(LOGS_HEADER, logs)]
+    if sets:
+        lines += ["", *_text(SETS_HEADER, sets)]
     return "\n".join(lines)
 
 
@@ -263,6 +267,7 @@ def markdown(
     placement: bench_placement.PlacementResults | None,
     docker: Rows = (),
     logs: Rows = (),
+    sets: Rows = (),
 ) -> str:
     m = report.machine
     main = [
@@ -307,6 +312,15 @@ def markdown(
             "VOIYD_LOGS and voiyd-logrelay to `voiydctl logs -f`, beside raw publishing):",
             "",
             *_md(LOGS_HEADER, [(n.strip(), f, t) for n, f, t in logs]),
+        ]
+    if sets:
+        lines += [
+            "",
+            "Sets (`benchmarks/bench_sets.py`: the scheduler's loop creating and placing a Set's "
+            "members beside the same tasks appended directly, one controller pass beside `plan()`, "
+            "a Docker rolling update through server, scheduler and agent beside aiodocker):",
+            "",
+            *_md(SETS_HEADER, [(n.strip(), f, t) for n, f, t in sets]),
         ]
     return "\n".join([*lines, END])
 

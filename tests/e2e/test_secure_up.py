@@ -49,6 +49,15 @@ def says_nothing_in_the_clear(port: int) -> bool:
             return True
 
 
+SET_MANIFEST = """\
+version: set/v1
+meta: {name: web}
+config:
+  replicas: 2
+  template: {runtime: exec, args: [sleep, "600"], mounts: ["data:/data"], stop_timeout_s: 1}
+"""
+
+
 def test_secure_up_runs_every_daemon_with_its_own_credentials(tmp_path: Path) -> None:
     data, config, port = tmp_path / "data", tmp_path / "config.yaml", _free_port()
     up = SecureUp(data, config, port).start()
@@ -67,6 +76,22 @@ def test_secure_up_runs_every_daemon_with_its_own_credentials(tmp_path: Path) ->
         logs = up.ctl("logs", "hello")
         assert logs.returncode == 0, logs.stderr
         assert up.ctl("delete", "task", "hello").returncode == 0
+        # Day-2 operations with the daemons' own credentials: the scheduler's Set controller
+        # appends member and rollout events; the admin drives volumes and the node.
+        web = tmp_path / "web.yaml"
+        web.write_text(SET_MANIFEST)
+        for args in (
+            ("create", "volume", "data", "--node", "local"),
+            ("apply", "-f", str(web)),
+            ("rollout", "status", "set/web", "--timeout", "60s"),
+            ("scale", "set", "web", "1"),
+            ("label", "node", "local", "zone=a"),
+            ("cordon", "local"),
+            ("uncordon", "local"),
+            ("delete", "set", "web"),
+        ):
+            done = up.ctl(*args)
+            assert done.returncode == 0, f"{args}: {done.stdout}{done.stderr}"
         refused = asyncio.run(refused_without_credentials(local["server"], local["tls_ca"]))
         assert "refused these credentials" in refused
         assert says_nothing_in_the_clear(port)
