@@ -3,7 +3,8 @@
 Three measurements, each beside a baseline measured in the same run:
 
 - **creation** (its own nats-server, simulated nodes): a log holding ``nodes`` ``node.joined``
-  events and one ``set.created`` of ``replicas`` members; a ``SchedulerLoop`` (voiyd-scheduler's
+  events and ``set.created`` events of ``replicas`` members in all (Sets of at most
+  ``MAX_REPLICAS``, the limit of one Set); a ``SchedulerLoop`` (voiyd-scheduler's
   own loop, ``run()``) is started on it and timed until every member is created (controller
   decisions appended with their expected revision, read back) and scheduled. Baseline, on a fresh
   stream: the same log plus the same member tasks appended directly as ``task.created`` (their
@@ -55,7 +56,7 @@ from tests.e2e.procs import DaemonProcess, voiyd_node, voiyd_scheduler, voiyd_se
 from tests.natsserver import NatsServer
 from voiyd import clock, ids
 from voiyd.agent.runtimes.protocol import LABEL_NODE
-from voiyd.api.specs import SetConfig, TaskConfig
+from voiyd.api.specs import MAX_REPLICAS, SetConfig, TaskConfig
 from voiyd.api.views import NodeCapacity, TaskView
 from voiyd.bus import subjects
 from voiyd.bus.publish import append
@@ -91,6 +92,7 @@ Say = Callable[[str], None]
 class SetBenchSettings:
     nodes: int = 200
     replicas: int = 2000
+    """Members created in all: Sets of at most ``MAX_REPLICAS`` each."""
     rounds: int = 3
     controller_sizes: tuple[tuple[int, int], ...] = ((10, 20), (100, 20))
     """(sets, members per Set) views of the controller pass."""
@@ -278,27 +280,36 @@ def _members_as_events(members: Sequence[TaskView], at: datetime) -> list[ev.Any
     ]
 
 
-async def _set_path(js: JetStreamContext, s: SetBenchSettings) -> tuple[float, list[TaskView]]:
+def split(total: int) -> list[tuple[str, int]]:
+    """``total`` members as Sets (name, replicas) of at most ``MAX_REPLICAS``, as even as can be."""
+    count = -(-total // MAX_REPLICAS)
+    return [(f"{SET_NAME}{j}", total // count + (j < total % count)) for j in range(count)]
+
+
+async def _prefill(js: JetStreamContext, s: SetBenchSettings) -> datetime:
+    """A fresh log with the nodes and the Sets; the events' time."""
     await _fresh(js)
     at = clock.now()
     await _append_all(js, [_node(i, at) for i in range(s.nodes)])
-    await append(js, _set_created(SET_NAME, s.replicas, at), expected_revision=0)
+    await _append_all(js, [_set_created(n, r, at) for n, r in split(s.replicas)], expected=0)
+    return at
+
+
+async def _set_path(js: JetStreamContext, s: SetBenchSettings) -> tuple[float, list[TaskView]]:
+    await _prefill(js, s)
     loop = SchedulerLoop(js, SchedulerSettings(max_inflight=APPENDS_IN_FLIGHT))
     seconds = await _run_until_scheduled(loop, s.replicas)
     members = sorted(loop.view.tasks.values(), key=lambda t: t.meta.name)
-    expected = {f"{SET_NAME}-{i}" for i in range(1, s.replicas + 1)}
+    expected = {f"{n}-{i}" for n, r in split(s.replicas) for i in range(1, r + 1)}
     if {t.meta.name for t in members} != expected:
-        raise RuntimeError(f"the Set's members are not {SET_NAME}-1..{s.replicas}")
+        raise RuntimeError("the Sets' members are not <set>-1..<set>-<replicas>")
     return seconds, members
 
 
 async def _direct_path(
     js: JetStreamContext, s: SetBenchSettings, members: Sequence[TaskView]
 ) -> tuple[float, float]:
-    await _fresh(js)
-    at = clock.now()
-    await _append_all(js, [_node(i, at) for i in range(s.nodes)])
-    await append(js, _set_created(SET_NAME, s.replicas, at), expected_revision=0)
+    at = await _prefill(js, s)
     started = time.perf_counter()
     await _append_all(js, _members_as_events(members, at), expected=0)
     appends_s = time.perf_counter() - started
@@ -313,7 +324,7 @@ async def creation(js: JetStreamContext, s: SetBenchSettings, say: Say) -> list[
     out = []
     members: list[TaskView] = []
     for i in range(s.rounds):
-        say(f"creation round {i + 1}/{s.rounds}: a Set of {s.replicas:,} on {s.nodes} nodes")
+        say(f"creation round {i + 1}/{s.rounds}: {s.replicas:,} members on {s.nodes} nodes")
         if i % 2 == 0 or not members:
             set_s, members = await _set_path(js, s)
             direct_s, appends_s = await _direct_path(js, s, members)
@@ -615,6 +626,13 @@ def _span(values: Sequence[float], fmt: str = ".2f") -> str:
     return f"{min(values):{fmt}}-{max(values):{fmt}}"
 
 
+def _sets_text(total: int) -> str:
+    parts = split(total)
+    if len(parts) == 1:
+        return f"Set of {total:,}"
+    return f"{len(parts)} Sets, {total:,} members"
+
+
 def _creation_rows(r: SetBenchResults) -> list[tuple[str, str, str]]:
     c = r.creation
     set_s, direct_s = median([x.set_s for x in c]), median([x.direct_s for x in c])
@@ -622,7 +640,7 @@ def _creation_rows(r: SetBenchResults) -> list[tuple[str, str, str]]:
     both_s = median([x.direct_s + x.appends_s for x in c])
     return [
         (
-            f"Set of {r.replicas:,} created -> all scheduled, {r.nodes} nodes",
+            f"{_sets_text(r.replicas)} created -> all scheduled, {r.nodes} nodes",
             f"{r.replicas / set_s:,.0f} members/s ({set_s:.2f} s)",
             "",
         ),

@@ -139,7 +139,8 @@ async def test_a_created_task_is_scheduled_on_the_only_fitting_node(
     created = await create(nc, "web")
     seq, _ = await next_event(js, "web", "task.scheduled", created)
     status = (await get_task(nc, "web", seq))["status"]
-    assert (status["phase"], status["node"], status["epoch"]) == ("scheduled", "fits", 1)
+    # the first epoch follows the creation's sequence
+    assert (status["phase"], status["node"], status["epoch"]) == ("scheduled", "fits", created + 1)
 
 
 async def test_an_impossible_task_is_unschedulable_until_a_fitting_node_joins(
@@ -222,12 +223,16 @@ async def test_a_task_of_a_lost_node_is_evicted_and_placed_on_the_other(
     await node_event(js, ev.NodeLost, lost)
     seq, evicted = await next_event(js, "web", "task.evicted", seq)
     assert isinstance(evicted, ev.TaskEvicted)
-    assert (evicted.data.node, evicted.data.epoch) == (lost, 1)
+    assert (evicted.data.node, evicted.data.epoch) == (lost, placed.data.epoch)
     assert evicted.data.reason == f"node {lost} lost"
     seq, again = await next_event(js, "web", "task.scheduled", seq)
     assert isinstance(again, ev.TaskScheduled)
     status = (await get_task(nc, "web", seq))["status"]
-    assert (status["phase"], status["node"], status["epoch"]) == ("scheduled", other, 2)
+    assert (status["phase"], status["node"], status["epoch"]) == (
+        "scheduled",
+        other,
+        placed.data.epoch + 1,
+    )
 
 
 def _conflicts() -> float:

@@ -119,9 +119,20 @@ def test_plan_schedules_a_pending_task_with_the_next_epoch_and_its_revision() ->
     log = Log().add(joined("n1"), created("web"))
     [decision] = log.plan()
     assert isinstance(decision, Schedule)
-    assert (decision.task, decision.node, decision.epoch) == ("web", "n1", 1)
+    # Epochs go on from the creation's sequence (2), so a re-created task reuses none.
+    assert (decision.task, decision.node, decision.epoch) == ("web", "n1", 3)
     assert decision.expected_revision == log.view.tasks["web"].revision == 2
     assert decision.at == NOW
+
+
+def test_a_task_created_again_never_reuses_an_epoch_of_its_earlier_life() -> None:
+    log = Log().add(joined("n1"), created("web"))
+    log.apply(log.plan())
+    first = log.view.tasks["web"].status.epoch
+    log.add(node_event(ev.TaskDeleted, "web"), created("web"))
+    [decision] = log.plan()
+    assert isinstance(decision, Schedule)
+    assert decision.epoch > first
 
 
 def test_plan_does_nothing_when_every_task_is_placed() -> None:
@@ -242,7 +253,7 @@ def test_plan_places_an_unschedulable_task_once_a_node_fits() -> None:
     log.add(joined("n2", labels={"zone": "b"}))
     [decision] = log.plan()
     assert isinstance(decision, Schedule)
-    assert (decision.node, decision.epoch) == ("n2", 1)
+    assert (decision.node, decision.epoch) == ("n2", log.view.tasks["web"].status.epoch + 1)
     assert decision.expected_revision == log.view.tasks["web"].revision
 
 

@@ -84,6 +84,24 @@ def test_reconcile_stops_what_is_not_this_nodes_placement(
     assert len(stops) == 1 and why in stops[0].reason
 
 
+def test_a_new_placement_starts_only_once_the_old_copy_here_has_stopped() -> None:
+    desired = {"web": assignment(epoch=2)}
+    first = reconcile(desired, [container(epoch=1)], {}, NOW)
+    assert [type(a) for a in first.actions] == [Stop]  # not Start yet: same ports, same volumes
+    assert "web" in first.memory
+    stopped = reconcile(desired, [container(epoch=1, state="exited", exit_code=0)], {}, NOW)
+    assert sorted(type(a).__name__ for a in stopped.actions) == ["Start", "Stop"]
+    gone = reconcile(desired, [], first.memory, NOW)
+    assert [type(a) for a in gone.actions] == [Start]
+
+
+def test_another_tasks_old_copy_does_not_hold_a_start_back() -> None:
+    desired = {"web": assignment(epoch=2), "db": assignment(task="db")}
+    plan = reconcile(desired, [container(epoch=1)], {}, NOW)
+    assert sorted(type(a).__name__ for a in plan.actions) == ["Start", "Stop"]
+    assert [a.assignment.task for a in plan.actions if isinstance(a, Start)] == ["db"]
+
+
 def test_reconcile_removes_a_duplicate_copy_and_keeps_the_running_one() -> None:
     plan = reconcile(
         {"web": assignment()},

@@ -4,7 +4,7 @@ Pure: ``now`` comes in, no I/O. The rules:
 - a container whose (task, epoch) is not assigned to this node is stopped and removed;
 - two containers of one placement: the extra one is removed (never run a task twice);
 - an assigned placement with no container is started, unless it waits out a restart backoff
-  or has given up (failed);
+  or has given up (failed), or an older copy of the task still runs here (it is stopped first);
 - a container that exited is reported once, then restarted per the task's restart policy with
   capped exponential backoff, or left exited / failed.
 ``Memory`` is what the agent remembers between rounds; after an agent restart it starts from
@@ -156,8 +156,14 @@ def reconcile(
     """The actions that bring this node's containers to its assignments."""
     stops, mine = _split(desired, observed)
     plan = Plan(actions=list(stops))
+    # A new placement starts once the old copy on this node has stopped: they may need the
+    # same host port or volume, and a Set's stop-first rollout means stop, then start.
+    replacing = {s.container.task for s in stops if s.container.state != "exited"}
     for task in sorted(desired):
         a = desired[task]
+        if task in replacing and not mine.get(task):
+            plan.memory[task] = _memory_for(a, memory)
+            continue
         actions, m = _for_task(a, mine.get(task, []), _memory_for(a, memory), now)
         plan.actions.extend(actions)
         plan.memory[task] = m

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections import Counter
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,9 @@ class Agent:
         self.memory: dict[str, Memory] = {}
         self.joined = asyncio.Event()
         self._wake = asyncio.Event()
-        self._busy: set[str] = set()
+        self._busy: Counter[str] = Counter()
+        """Actions in flight per task: one round may stop an old copy and start the new one of
+        the same task, and the task stays busy until both have ended."""
         self._settled: set[str] = set()
         """Tasks whose action ended since the current round began listing containers: that
         list may predate what the action did (a container it just started), so the round
@@ -257,7 +260,7 @@ class Agent:
         self._settled.clear()
         found = await self.observe()
         self._logs.sync(found, self.desired, self._runtime_of)
-        hold = self._busy | self._settled
+        hold = set(self._busy) | self._settled
         if self._settled:
             self._wake.set()  # what they did is listed next round
         observed = [c for c in found if c.task not in hold]
@@ -281,7 +284,7 @@ class Agent:
     async def _forget_templates(self, found: list[Observed]) -> None:
         """Template files of tasks that left this node (and whose containers are gone)."""
         on_disk = await asyncio.to_thread(self._templates.tasks)
-        for task in stale_templates(on_disk - self._busy, self.desired, found):
+        for task in stale_templates(on_disk - set(self._busy), self.desired, found):
             log.info("removing the template volumes of task %s (no longer on this node)", task)
             try:
                 await asyncio.to_thread(self._templates.remove, task)
@@ -302,14 +305,16 @@ class Agent:
 
     def _spawn(self, task: str, coro: Coroutine[Any, Any, None], *, stopping: bool = False) -> None:
         assert self._tg is not None
-        self._busy.add(task)
+        self._busy[task] += 1
 
         async def guarded() -> None:
             try:
                 async with self._stop_slots if stopping else self._start_slots:
                     await coro
             finally:
-                self._busy.discard(task)
+                self._busy[task] -= 1
+                if not self._busy[task]:
+                    del self._busy[task]
                 self._settled.add(task)
                 self._wake.set()
 

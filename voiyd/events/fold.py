@@ -110,7 +110,9 @@ def _created(event: ev.TaskCreated, seq: int) -> TaskView:
     return TaskView.model_construct(
         meta=Meta.model_construct(name=data.name, labels=data.labels),
         config=data.config,
-        status=TaskStatus(),
+        # Epochs start at the creation's sequence: a task deleted and created again never reuses
+        # an epoch of its earlier life (its old reports, logs and containers stay fenced off).
+        status=TaskStatus(epoch=seq),
         revision=seq,
         generation=1,
         created_at=event.at,

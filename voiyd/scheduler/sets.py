@@ -330,6 +330,8 @@ def _scale(r: _Round, replicas: int) -> None:
         r.create(replicas - len(live))
         return
     excess = len(live) - replicas
+    if not excess:
+        return  # the common case: no sort of every member
     for t in sorted((t for t in live if r.free(t)), key=r.drop_key)[:excess]:
         r.delete(t, f"scaled down to {replicas}")
 
