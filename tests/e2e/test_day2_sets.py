@@ -29,7 +29,7 @@ from tests.e2e.cluster import Cluster, running_cluster
 from tests.e2e.test_cli_support import Cli
 from tests.natsserver import NatsServer
 
-pytestmark = [pytest.mark.nats, pytest.mark.e2e, pytest.mark.docker]
+pytestmark = [pytest.mark.nats, pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(300)]
 
 REPLICAS = 4
 MAX_PARALLEL = 2
