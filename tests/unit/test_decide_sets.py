@@ -252,7 +252,16 @@ def test_undo_with_no_earlier_revision_is_invalid() -> None:
     with pytest.raises(InvalidRequestError) as caught:
         decide_undo(rq.UndoSet(name="web"), fold(created()), 1, CTX)
     assert [f.loc for f in caught.value.fields] == ["to_revision"]
-    assert "no revision before 1" in caught.value.message
+    assert "no earlier revision with another template" in caught.value.message
+
+
+def test_undo_after_a_restart_skips_the_restarts_repeat_of_the_same_template() -> None:
+    view = history_of_three()
+    restarted = after(view, decide_restart(rq.RestartSet(name="web"), view, 3, CTX), seq=4)
+    assert restarted.status.template_revision == 4  # same template as revision 3
+    decision = decide_undo(rq.UndoSet(name="web"), restarted, 4, CTX)
+    assert isinstance(decision.event, ev.SetUpdated)
+    assert decision.event.data.cause == "rollback to revision 2"
 
 
 def test_undo_to_the_current_template_changes_nothing() -> None:

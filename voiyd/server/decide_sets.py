@@ -102,10 +102,15 @@ def _undo_target(view: SetView, to_revision: int | None) -> SetRevision:
     current = view.status.template_revision
     listed = ", ".join(str(h.revision) for h in view.history) or "none"
     if to_revision is None:
-        earlier = [h for h in view.history if h.revision < current]
+        # The latest earlier template that differs (a restart repeats the template it restarts).
+        earlier = [
+            h for h in view.history if h.revision < current and h.template != view.config.template
+        ]
         if earlier:
             return max(earlier, key=lambda h: h.revision)
-        problem = f"set {view.meta.name!r} has no revision before {current} to go back to"
+        problem = (
+            f"set {view.meta.name!r} has no earlier revision with another template to go back to"
+        )
     else:
         for entry in view.history:
             if entry.revision == to_revision:
