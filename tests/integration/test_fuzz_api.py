@@ -33,8 +33,11 @@ API = "voiyd.api.v1"
 EXPECTED_SUBJECTS = {
     *(f"{API}.task.{verb}" for verb in ("create", "apply", "update", "patch", "delete")),
     *(f"{API}.task.{verb}" for verb in ("start", "stop", "get", "list")),
-    f"{API}.node.get",
-    f"{API}.node.list",
+    *(f"{API}.node.{verb}" for verb in ("get", "list", "cordon", "uncordon", "drain")),
+    *(f"{API}.node.{verb}" for verb in ("label", "delete")),
+    *(f"{API}.set.{verb}" for verb in ("create", "apply", "update", "delete", "scale")),
+    *(f"{API}.set.{verb}" for verb in ("undo", "restart", "get", "list")),
+    *(f"{API}.volume.{verb}" for verb in ("create", "apply", "delete", "get", "list")),
     f"{API}.event.list",
     f"{API}.system.info",
 }
