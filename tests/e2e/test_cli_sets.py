@@ -7,13 +7,15 @@ that fails (a template whose task exits with an error), and one that cannot fini
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cluster import running_cluster
-from tests.e2e.test_cli_support import Cli, rows
+from tests.e2e.test_cli_support import Cli, read_until, rows
 from tests.natsserver import NatsServer
 
 pytestmark = [pytest.mark.nats, pytest.mark.e2e]
@@ -131,3 +133,27 @@ async def test_rollout_status_exits_1_on_a_failed_rollout_and_on_its_own_timeout
         last = timed_out.stderr.splitlines()[-1]
         assert last.startswith("error: timed out after 1s; set/stuck rollout to revision 1: ")
         assert last.endswith("0 available")
+
+
+async def test_get_sets_watch_follows_the_members_too(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    voiydctl = Cli(nats_server.url, tmp_path)
+    async with running_cluster(nats_server, tmp_path) as cluster:
+        cluster.server()
+        cluster.scheduler()
+        cluster.node("n1", "--runtime", "exec")
+        await voiydctl.ok("apply", "-f", "-", stdin=WEB)
+        await _rolled_out(voiydctl)
+        watcher = await voiydctl.spawn("get", "sets", "-w")
+        assert watcher.stdout is not None
+        try:
+            await read_until(watcher.stdout, " 2/2 ")
+            await voiydctl.ok("scale", "set", "web", "1")
+            # Only the member's own events (its deletion) bring READY to 1/1.
+            line = (await read_until(watcher.stdout, " 1/1 ")).splitlines()[-1]
+            assert line.split()[:3] == ["web", "1", "1/1"]
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            _, stderr = await asyncio.wait_for(watcher.communicate(), 30)
+        assert watcher.returncode == 0, stderr.decode()

@@ -91,11 +91,28 @@ async def _watch(
 ) -> None:
     kind = printer.kind
     session.quiet = True
+    # A Set's counts change with its members' events too (``<set>-<n>`` tasks).
+    sets = kind.name == "set"
     events = session.read_log(
-        subjects.events_filter(kind.name, name), start_seq=after + 1, follow=True
+        subjects.events_filter(None if sets else kind.name, None if sets else name),
+        start_seq=after + 1,
+        follow=True,
     )
     async for raw in events:
-        _, changed = subjects.parse_event_subject(raw.subject)
+        event_kind, changed = subjects.parse_event_subject(raw.subject)
+        if sets:
+            owner = _set_of(event_kind, changed)
+            if owner is None or (name is not None and owner != name):
+                continue
+            if event_kind == "task":
+                try:
+                    view = await get_view(session, kind, owner, min_revision=raw.seq)
+                except NotFoundError:
+                    continue  # a task that only looks like a member
+                if selector.matches(kind.labels_of(view)):
+                    printer.update(view)
+                continue
+            changed = owner
         try:
             view = await get_view(session, kind, changed, min_revision=raw.seq)
         except NotFoundError:
@@ -103,6 +120,16 @@ async def _watch(
             continue
         if selector.matches(kind.labels_of(view)):
             printer.update(view)
+
+
+def _set_of(event_kind: str, name: str) -> str | None:
+    """The Set an event may change: the Set itself, or a member task's ``<set>-<n>``."""
+    if event_kind == "set":
+        return name
+    if event_kind == "task":
+        owner, _, index = name.rpartition("-")
+        return owner if owner and index.isdigit() else None
+    return None
 
 
 @dataclass(frozen=True)
