@@ -16,17 +16,16 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
+from tests.agentharness import running_agent
 from tests.conftest import RunningServer
-from tests.integration.test_agent_templates import DEADLINE_S, IMAGE, NODE, running, until
+from tests.integration.test_agent_templates import IMAGE, NODE, running, until
 from tests.natsserver import NatsServer
 from voiyd import clock
-from voiyd.agent.runner import Agent, AgentSettings
 from voiyd.agent.runtimes.fake import FakeRuntime
 from voiyd.agent.runtimes.protocol import ContainerSpec, Observed
 from voiyd.api.agent import Assignment
 from voiyd.api.specs import TaskConfig
 from voiyd.bus import codec, subjects
-from voiyd.bus.connect import NatsOptions
 
 pytestmark = pytest.mark.nats
 
@@ -56,21 +55,8 @@ async def slow(
     api_server: RunningServer, nats_server: NatsServer, tmp_path: Path
 ) -> AsyncIterator[SlowStop]:
     runtime = SlowStop()
-    settings = AgentSettings(
-        name=NODE,
-        nats=NatsOptions(servers=(nats_server.url,), inbox_prefix=f"_INBOX.{NODE}"),
-        data_dir=tmp_path / "node",
-    )
-    agent = Agent(settings, {"docker": runtime})
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            await agent.joined.wait()
+    async with running_agent(nats_server.url, NODE, tmp_path / "node", {"docker": runtime}):
         yield runtime
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 def placement(epoch: int) -> bytes:

@@ -16,15 +16,14 @@ import pytest
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
+from tests.agentharness import running_agent
 from tests.conftest import RunningServer
 from tests.natsserver import NatsServer
-from voiyd.agent.runner import Agent, AgentSettings
 from voiyd.agent.runtimes.fake import FakeRuntime
 from voiyd.agent.runtimes.protocol import Observed
 from voiyd.api.agent import Assignment
 from voiyd.api.specs import TaskConfig, VolumeConfig
 from voiyd.bus import codec, subjects
-from voiyd.bus.connect import NatsOptions
 
 pytestmark = pytest.mark.nats
 
@@ -39,21 +38,8 @@ async def fake(
 ) -> AsyncIterator[FakeRuntime]:
     runtime = FakeRuntime()
     runtime.images.add(IMAGE)
-    settings = AgentSettings(
-        name=NODE,
-        nats=NatsOptions(servers=(nats_server.url,), inbox_prefix=f"_INBOX.{NODE}"),
-        data_dir=tmp_path / "node",
-    )
-    agent = Agent(settings, {"docker": runtime})
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        async with asyncio.timeout(DEADLINE_S):
-            await agent.joined.wait()
+    async with running_agent(nats_server.url, NODE, tmp_path / "node", {"docker": runtime}):
         yield runtime
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
 
 
 def assignment(epoch: int, files: dict[str, str]) -> Assignment:
