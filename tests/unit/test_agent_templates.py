@@ -68,6 +68,18 @@ def test_changed_files_swap_the_link_and_keep_one_previous_content(tmp_path: Pat
     )
 
 
+def test_writing_a_volume_leaves_a_volume_whose_name_starts_the_same_alone(
+    tmp_path: Path,
+) -> None:
+    templates = Templates(tmp_path)
+    extra = templates.write("web", "conf-extra", {"a.conf": "extra\n"})
+    templates.write("web", "conf", {"a.conf": "v1\n"})
+    templates.write("web", "conf", {"a.conf": "v2\n"})
+    templates.write("web", "conf", {"a.conf": "v3\n"})
+    assert extra.is_dir()
+    assert (templates.path("web", "conf-extra") / "a.conf").read_text() == "extra\n"
+
+
 def test_the_digest_depends_on_paths_and_contents_not_on_order() -> None:
     assert digest({"a": "1", "b": "2"}) == digest({"b": "2", "a": "1"})
     assert digest({"a": "1"}) != digest({"a": "2"})

@@ -151,6 +151,32 @@ def test_a_task_may_not_mount_host_local_volumes_of_two_nodes() -> None:
     assert "a on n1, b on n2" in caught.value.message
 
 
+def test_a_template_volume_with_a_node_pins_the_task_like_a_host_local_one() -> None:
+    pinned_template = vdoc("conf", type="template", node="n2", files={"a.conf": "x"})
+    volumes = {"data": view(), "conf": view(pinned_template)}
+    with pytest.raises(InvalidRequestError) as caught:
+        cmd = rq.CreateTask(task=task("data:/data", "conf:/etc/conf"))
+        decide.decide_create(cmd, None, 0, CTX, volumes.get)
+    assert "(data on n1, conf on n2)" in caught.value.message
+
+
+def test_the_template_volumes_a_task_mounts_must_fit_its_assignment() -> None:
+    big = {"big.txt": "x" * (200 * 1024)}
+    volumes = {name: view(vdoc(name, type="template", files=big)) for name in ("t1", "t2", "t3")}
+    two = rq.CreateTask(task=task("t1:/t1", "t2:/t2"))
+    assert decide.decide_create(two, None, 0, CTX, volumes.get).event is not None
+    three = rq.CreateTask(task=task("t1:/t1", "t2:/t2", "t3:/t3"))
+    with pytest.raises(InvalidRequestError) as caught:
+        decide.decide_create(three, None, 0, CTX, volumes.get)
+    assert [f.loc for f in caught.value.fields] == ["task.config.mounts"]
+    assert "more than 524288" in caught.value.message
+
+
+def test_a_template_volume_holds_at_most_256_kib() -> None:
+    with pytest.raises(ValueError, match="more than 262144"):
+        vdoc("huge", type="template", files={"a": "x" * (256 * 1024)})
+
+
 def test_a_patch_that_adds_a_mount_of_a_missing_volume_is_invalid() -> None:
     created = ev.TaskCreated(id="c", at=T0, actor="t", data=ev.TaskSpecData.from_doc(task()))
     current = evolve_task(None, created, 1)

@@ -284,7 +284,7 @@ class Agent:
     async def _forget_templates(self, found: list[Observed]) -> None:
         """Template files of tasks that left this node (and whose containers are gone)."""
         on_disk = await asyncio.to_thread(self._templates.tasks)
-        for task in stale_templates(on_disk - set(self._busy), self.desired, found):
+        for task in stale_templates(on_disk - set(self._busy) - self._settled, self.desired, found):
             log.info("removing the template volumes of task %s (no longer on this node)", task)
             try:
                 await asyncio.to_thread(self._templates.remove, task)

@@ -50,7 +50,8 @@ class Templates:
         """Make ``task``'s copy of ``volume`` hold ``files``; the content directory to mount."""
         task_dir = self.root / task
         task_dir.mkdir(parents=True, exist_ok=True)
-        content = task_dir / f".{volume}-{digest(files)}"
+        # '@' is in no volume name: ``.conf@*`` never matches the content of ``conf-extra``.
+        content = task_dir / f".{volume}@{digest(files)}"
         if not content.is_dir():
             staging = task_dir / f".{volume}.new-{secrets.token_hex(4)}"
             try:
@@ -68,7 +69,7 @@ class Templates:
             swap.symlink_to(content.name, target_is_directory=True)
             swap.replace(link)
         keep = {content.name, previous}
-        for old in task_dir.glob(f".{volume}-*"):
+        for old in task_dir.glob(f".{volume}@*"):
             if old.name not in keep:
                 _remove(old)
         return content

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from voiyd.api.specs import SET_LABEL, SET_RESTART_LABEL, SET_REVISION_LABEL
-from voiyd.api.views import SetView, TaskView
+from voiyd.api.views import SetRevision, SetView, TaskView
 
 
 def member_name(set_name: str, index: int) -> str:
@@ -92,3 +92,14 @@ def counts(view: SetView, tasks: Iterable[TaskView], now: datetime) -> tuple[int
     updated = sum(1 for t in found if member_revision(t) == rev)
     ready = sum(1 for t in found if available(t, min_healthy, now))
     return len(found), updated, ready
+
+
+def previous_template(view: SetView) -> SetRevision | None:
+    """The latest earlier revision whose template differs from the current one (a restart
+    repeats a template, so it is skipped): what ``rollout undo`` and an automatic rollback
+    go back to."""
+    current = view.status.template_revision
+    earlier = [
+        h for h in view.history if h.revision < current and h.template != view.config.template
+    ]
+    return max(earlier, key=lambda h: h.revision) if earlier else None

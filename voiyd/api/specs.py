@@ -377,8 +377,11 @@ _MEMBER_LABELS = len(_MEMBER_LABEL_KEYS)
 SET_NAME_MAX = 56
 """Longest Set name: its members are ``<set>-<n>`` and a task name is at most 63 characters."""
 MAX_REPLICAS = 1000
-MAX_TEMPLATE_BYTES = 1024 * 1024
-"""Total size of a template volume's files (they travel in events and assignments)."""
+MAX_TEMPLATE_BYTES = 256 * 1024
+"""Total size of a template volume's files. They travel in events and in assignments, and a
+NATS message is at most 1 MiB by default (``max_payload``)."""
+MAX_TASK_TEMPLATE_BYTES = 512 * 1024
+"""Total size of the template volumes one task mounts (its assignment carries them all)."""
 _FILE_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)*$")
 
 
@@ -439,15 +442,19 @@ class SetDoc(Frozen):
         return self.meta.name
 
 
+def template_size(files: Mapping[str, str]) -> int:
+    """Bytes of a template volume's files, as counted against the limits."""
+    return sum(len(path) + len(content.encode()) for path, content in files.items())
+
+
 def _check_files(value: dict[str, str]) -> dict[str, str]:
-    total = 0
-    for path, content in value.items():
+    for path in value:
         if not _FILE_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
             raise ValueError(
                 f"{path!r} is not a relative file path (letters, digits, '_', '-', '.', "
                 "parts separated by '/', no '..')"
             )
-        total += len(path) + len(content.encode())
+    total = template_size(value)
     if total > MAX_TEMPLATE_BYTES:
         raise ValueError(f"files total {total} bytes, more than {MAX_TEMPLATE_BYTES}")
     return dict(sorted(value.items()))

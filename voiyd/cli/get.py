@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import rich_click as click
 
 from voiyd import clock
+from voiyd.api.members import member_index
 from voiyd.api.selectors import Selector, SelectorError, parse_selector
 from voiyd.bus import subjects
 from voiyd.cli import render
@@ -127,8 +128,8 @@ def _set_of(event_kind: str, name: str) -> str | None:
     if event_kind == "set":
         return name
     if event_kind == "task":
-        owner, _, index = name.rpartition("-")
-        return owner if owner and index.isdigit() else None
+        owner = name.rpartition("-")[0]
+        return owner if owner and member_index(owner, name) is not None else None
     return None
 
 

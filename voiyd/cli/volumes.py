@@ -2,7 +2,7 @@
 
 ``--from-file PATH[=NAME]`` reads a file (or every file under a directory) into a template
 volume's ``files``; NAME is its path inside the volume (default: the file's own name). What
-the document means (a valid name, a node for host-local volumes, 1 MiB of files at most) is the
+the document means (a valid name, a node for host-local volumes, 256 KiB of files at most) is the
 server's to judge, as for ``run``.
 """
 

@@ -23,7 +23,16 @@ from voiyd.bus.reader import RawEvent
 from voiyd.bus.subjects import parse_event_subject
 from voiyd.errors import InvalidRequestError
 from voiyd.events import models as ev
-from voiyd.events.fold import evolve_node, evolve_set, evolve_task, evolve_volume
+from voiyd.events.fold import (
+    NodeEvent,
+    SetEvent,
+    TaskEvent,
+    VolumeEvent,
+    evolve_node,
+    evolve_set,
+    evolve_task,
+    evolve_volume,
+)
 from voiyd.projection import schema
 
 log = logging.getLogger(__name__)
@@ -155,7 +164,7 @@ class ProjectionStore:
 
     def _fold(self, event: ev.AnyEvent, seq: int, changes: _Changes, result: BatchResult) -> None:
         name = ev.event_name(event)
-        if isinstance(event, _TASK_EVENTS):
+        if isinstance(event, TaskEvent):
             tasks = changes.tasks
             if name in tasks:
                 current = tasks[name]
@@ -163,15 +172,15 @@ class ProjectionStore:
                 current = self.load_task(name)
                 result.changed_tasks[name] = current.status.node if current else None
             tasks[name] = evolve_task(current, event, seq)
-        elif isinstance(event, _NODE_EVENTS):
+        elif isinstance(event, NodeEvent):
             nodes = changes.nodes
             current_node = nodes[name] if name in nodes else self.load_node(name)
             nodes[name] = evolve_node(current_node, event, seq)
-        elif isinstance(event, _SET_EVENTS):
+        elif isinstance(event, SetEvent):
             sets = changes.sets
             current_set = sets[name] if name in sets else self.load_set(name)
             sets[name] = evolve_set(current_set, event, seq)
-        elif isinstance(event, _VOLUME_EVENTS):
+        elif isinstance(event, VolumeEvent):
             volumes = changes.volumes
             current_volume = volumes[name] if name in volumes else self.load_volume(name)
             volumes[name] = evolve_volume(current_volume, event, seq)
@@ -222,45 +231,3 @@ class ProjectionStore:
                 gone = [(n,) for n, v in views.items() if v is None]
                 conn.executemany(f"DELETE FROM [{table}] WHERE name = ?", gone)
             conn.execute("UPDATE _projection SET last_seq = ? WHERE id = 1", [last_seq])
-
-
-_TASK_EVENTS = (
-    ev.TaskCreated,
-    ev.TaskUpdated,
-    ev.TaskDeleted,
-    ev.TaskStartRequested,
-    ev.TaskStopRequested,
-    ev.TaskScheduled,
-    ev.TaskUnschedulable,
-    ev.TaskEvicted,
-    ev.TaskPulling,
-    ev.TaskStarting,
-    ev.TaskStarted,
-    ev.TaskHealthChanged,
-    ev.TaskExited,
-    ev.TaskRestarted,
-    ev.TaskStopped,
-    ev.TaskFailed,
-    ev.TaskLogsDropped,
-)
-_NODE_EVENTS = (
-    ev.NodeJoined,
-    ev.NodeReady,
-    ev.NodeNotReady,
-    ev.NodeLost,
-    ev.NodeCordoned,
-    ev.NodeUncordoned,
-    ev.NodeDraining,
-    ev.NodeLabeled,
-    ev.NodeDeleted,
-)
-_SET_EVENTS = (
-    ev.SetCreated,
-    ev.SetUpdated,
-    ev.SetScaled,
-    ev.SetRestarted,
-    ev.SetRolloutCompleted,
-    ev.SetRolloutFailed,
-    ev.SetDeleted,
-)
-_VOLUME_EVENTS = (ev.VolumeCreated, ev.VolumeUpdated, ev.VolumeDeleted)

@@ -30,6 +30,7 @@ from voiyd.api.members import (
     member_labels,
     member_name,
     member_revision,
+    previous_template,
     running_since,
 )
 from voiyd.api.specs import SET_LABEL, SET_RESTART_LABEL, SET_REVISION_LABEL, SetConfig, TaskConfig
@@ -440,8 +441,7 @@ def rollback_target(s: SetView) -> SetRevision | None:
     current = next((h for h in reversed(s.history) if h.revision == rev), None)
     if current is not None and current.cause.startswith(AUTO_ROLLBACK):
         return None
-    earlier = [h for h in s.history if h.revision < rev and h.template != s.config.template]
-    return earlier[-1] if earlier else None
+    return previous_template(s)
 
 
 def _rollback(s: SetView, view: SetsView, now: datetime) -> Rollback | None:

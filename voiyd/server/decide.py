@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from voiyd.api import requests as rq
-from voiyd.api.specs import Meta, TaskConfig, TaskDoc
+from voiyd.api.specs import MAX_TASK_TEMPLATE_BYTES, Meta, TaskConfig, TaskDoc, template_size
 from voiyd.api.validation import parse_model
 from voiyd.api.views import TaskView, VolumeView
 from voiyd.errors import (
@@ -78,6 +78,7 @@ def check_mounts(config: TaskConfig, volumes: Volumes | None, loc: str) -> None:
         return
     problems: list[FieldError] = []
     nodes: dict[str, str] = {}
+    template_bytes = 0
     for i, mount in enumerate(config.mounts):
         if mount.type != "volume":
             continue
@@ -90,14 +91,24 @@ def check_mounts(config: TaskConfig, volumes: Volumes | None, loc: str) -> None:
                     f"(voiydctl create volume {mount.source} --node NODE)",
                 )
             )
-        elif volume.config.type == "host-local" and volume.config.node is not None:
-            nodes.setdefault(volume.config.node, mount.source)
+        else:
+            if volume.config.node is not None:  # pins the task, as placement reads it
+                nodes.setdefault(volume.config.node, mount.source)
+            template_bytes += template_size(volume.config.files)
     if len(nodes) > 1:
         pinned = ", ".join(f"{v} on {n}" for n, v in sorted(nodes.items()))
         problems.append(
             FieldError(
                 f"{loc}.mounts",
-                f"host-local volumes on different nodes cannot be mounted together ({pinned})",
+                f"volumes on different nodes cannot be mounted together ({pinned})",
+            )
+        )
+    if template_bytes > MAX_TASK_TEMPLATE_BYTES:
+        problems.append(
+            FieldError(
+                f"{loc}.mounts",
+                f"the template volumes mounted hold {template_bytes} bytes, more than "
+                f"{MAX_TASK_TEMPLATE_BYTES} (they travel in the task's assignment)",
             )
         )
     if problems:

@@ -111,7 +111,11 @@ def decide_delete(
     node = _node(cmd, current, revision)
     if node.phase in _ALIVE and tasks_on_node and not cmd.force:
         shown = ", ".join(tasks_on_node[:_TASKS_SHOWN])
-        more = f" and {len(tasks_on_node) - _TASKS_SHOWN} more" if len(tasks_on_node) > 5 else ""
+        more = (
+            f" and {len(tasks_on_node) - _TASKS_SHOWN} more"
+            if len(tasks_on_node) > _TASKS_SHOWN
+            else ""
+        )
         raise ConflictError(
             f"node {cmd.name} is {node.phase} and runs {len(tasks_on_node)} task(s) "
             f"({shown}{more}): drain it or stop its agent first, or force the delete"

@@ -9,6 +9,7 @@ Set's history, with ``cause: "rollback to revision N"``. Pure, like ``voiyd.serv
 from __future__ import annotations
 
 from voiyd.api import requests as rq
+from voiyd.api.members import previous_template
 from voiyd.api.specs import SetDoc
 from voiyd.api.views import SetRevision, SetView
 from voiyd.errors import AlreadyExistsError, FieldError, InvalidRequestError
@@ -99,15 +100,11 @@ def decide_restart(
 
 def _undo_target(view: SetView, to_revision: int | None) -> SetRevision:
     """The history entry ``rollout undo`` goes back to, or ``invalid`` naming ``to_revision``."""
-    current = view.status.template_revision
     listed = ", ".join(str(h.revision) for h in view.history) or "none"
     if to_revision is None:
-        # The latest earlier template that differs (a restart repeats the template it restarts).
-        earlier = [
-            h for h in view.history if h.revision < current and h.template != view.config.template
-        ]
-        if earlier:
-            return max(earlier, key=lambda h: h.revision)
+        previous = previous_template(view)
+        if previous is not None:
+            return previous
         problem = (
             f"set {view.meta.name!r} has no earlier revision with another template to go back to"
         )
