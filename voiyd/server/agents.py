@@ -34,7 +34,7 @@ from voiyd.api.agent import (
     TaskReport,
 )
 from voiyd.api.validation import parse_model
-from voiyd.api.views import NodeView, TaskView
+from voiyd.api.views import NodeView, TaskView, VolumeView
 from voiyd.bus import codec, subjects
 from voiyd.bus.rpc import current_subject
 from voiyd.errors import ForbiddenError, InvalidRequestError
@@ -160,9 +160,16 @@ class AgentDesk:
             self._kv = await self._js.key_value(subjects.ASSIGNMENTS_BUCKET)
         return self._kv
 
-    def _assignment(self, task: TaskView) -> Assignment | None:
+    def _assignment(
+        self, task: TaskView, loaded: dict[str, VolumeView | None]
+    ) -> Assignment | None:
+        """The task's assignment; ``loaded`` keeps the volumes read for one pass (each is read
+        and parsed once however many tasks mount it)."""
         load = self._follower.store.load_volume
-        volumes = {name: load(name) for name in mounted_volumes(task.config)}
+        for name in mounted_volumes(task.config):
+            if name not in loaded:
+                loaded[name] = load(name)
+        volumes = {name: loaded[name] for name in mounted_volumes(task.config)}
         return assignment_for(task, volumes)
 
     async def sync_assignments(self, changed: dict[str, str | None]) -> None:
@@ -170,9 +177,10 @@ class AgentDesk:
         kv = await self._bucket()
         store = self._follower.store
         ops: list[tuple[str, bytes | None]] = []
+        loaded: dict[str, VolumeView | None] = {}
         for name, before in changed.items():
             task = store.load_task(name)
-            wanted = self._assignment(task) if task is not None else None
+            wanted = self._assignment(task, loaded) if task is not None else None
             if before is not None and (wanted is None or wanted.node != before):
                 ops.append((subjects.assignment_key(before, name), None))
             if wanted is not None:
@@ -183,8 +191,9 @@ class AgentDesk:
         """Make the bucket match the projection exactly (start-up repair)."""
         kv = await self._bucket()
         wanted: dict[str, bytes] = {}
+        loaded: dict[str, VolumeView | None] = {}
         for task in queries.list_tasks(self._follower.store.db):
-            assignment = self._assignment(task)
+            assignment = self._assignment(task, loaded)
             if assignment is not None:
                 key = subjects.assignment_key(assignment.node, assignment.task)
                 wanted[key] = codec.encode(assignment)

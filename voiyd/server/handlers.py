@@ -112,6 +112,7 @@ class Handlers:
                 rq.PatchTask,
                 lambda c, v, r, x: decide.decide_patch(c, v, r, x, vol),
                 lambda c: c.name,
+                lambda c: self._settle_patch(c.config),
             ),
             "delete": self._writer(t, "task", rq.DeleteTask, decide.decide_delete, _name),
             "start": self._writer(t, "task", rq.StartTask, decide.decide_start, _name),
@@ -287,6 +288,11 @@ class Handlers:
     async def _settle_mounts(self, config: TaskConfig) -> None:
         if any(self._volume(v) is None for v in decide.mounted_volumes(config)):
             await self._settle()  # perhaps created a moment ago through another replica
+
+    async def _settle_patch(self, config: Mapping[str, Any]) -> None:
+        """A patch that names mounts may name a volume made a moment ago elsewhere."""
+        if "mounts" in config:
+            await self._settle()
 
     async def _settle_node(self, node: str | None) -> None:
         if not self._node_known(node):
