@@ -21,6 +21,7 @@ from tests.e2e.cluster import Cluster, running_cluster
 from tests.natsserver import NatsServer
 from voiyd.bus import codec, subjects
 from voiyd.bus.reader import read_events
+from voiyd.errors import AlreadyExistsError, UnavailableError
 
 pytestmark = [pytest.mark.nats, pytest.mark.e2e]
 
@@ -193,7 +194,17 @@ async def test_agents_reconnect_after_a_nats_restart(
         await asyncio.sleep(1)
         nats_server.start()
         await cluster.nc.flush(timeout=30)
-        await cluster.create("after", SLEEPER)
+        # voiyd-server reconnects on its own schedule: until then nothing answers the API.
+        for _ in range(120):
+            try:
+                await cluster.create("after", SLEEPER)
+                break
+            except AlreadyExistsError:
+                break  # an earlier try was served; only its reply was lost
+            except UnavailableError:
+                await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("voiyd-server never answered again after the NATS restart")
         await cluster.wait_phase("after", "running", timeout=90)
         assert (await cluster.task("before"))["status"]["phase"] == "running"
 
