@@ -39,6 +39,11 @@ class Context:
     event_id: str
     actor: str
 
+    @property
+    def envelope(self) -> dict[str, object]:
+        """The envelope fields of the event a decision makes: ``Event(**ctx.envelope, ...)``."""
+        return {"id": self.event_id, "at": self.now, "actor": self.actor}
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -23,10 +23,6 @@ _ALIVE = ("ready", "draining")
 _TASKS_SHOWN = 5
 
 
-def _env(ctx: Context) -> dict[str, object]:
-    return {"id": ctx.event_id, "at": ctx.now, "actor": ctx.actor}
-
-
 def _node(cmd: rq.NamedNode, current: NodeView | None, revision: int) -> NodeView:
     node = require(current, KIND, cmd.name)
     check_expected(cmd, revision, KIND, cmd.name)
@@ -39,7 +35,7 @@ def decide_cordon(
     node = _node(cmd, current, revision)
     if not node.schedulable:
         return Decision(None, revision)
-    return Decision(ev.NodeCordoned(**_env(ctx), data=ev.NodeRef(name=cmd.name)), revision)
+    return Decision(ev.NodeCordoned(**ctx.envelope, data=ev.NodeRef(name=cmd.name)), revision)
 
 
 def decide_uncordon(
@@ -48,7 +44,7 @@ def decide_uncordon(
     node = _node(cmd, current, revision)
     if node.schedulable and node.phase != "draining":
         return Decision(None, revision)
-    return Decision(ev.NodeUncordoned(**_env(ctx), data=ev.NodeRef(name=cmd.name)), revision)
+    return Decision(ev.NodeUncordoned(**ctx.envelope, data=ev.NodeRef(name=cmd.name)), revision)
 
 
 def decide_drain(
@@ -59,7 +55,7 @@ def decide_drain(
     if node.phase == "draining" and node.drain_deadline == deadline:
         return Decision(None, revision)
     data = ev.NodeDrainData(name=cmd.name, deadline_at=deadline)
-    return Decision(ev.NodeDraining(**_env(ctx), data=data), revision)
+    return Decision(ev.NodeDraining(**ctx.envelope, data=data), revision)
 
 
 def _labels_after(labels: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
@@ -97,7 +93,7 @@ def decide_label(
     if labels == node.labels:
         return Decision(None, revision)
     data = ev.NodeLabelsData(name=cmd.name, labels=labels)
-    return Decision(ev.NodeLabeled(**_env(ctx), data=data), revision)
+    return Decision(ev.NodeLabeled(**ctx.envelope, data=data), revision)
 
 
 def decide_delete(
@@ -120,4 +116,4 @@ def decide_delete(
             f"node {cmd.name} is {node.phase} and runs {len(tasks_on_node)} task(s) "
             f"({shown}{more}): drain it or stop its agent first, or force the delete"
         )
-    return Decision(ev.NodeDeleted(**_env(ctx), data=ev.NodeRef(name=cmd.name)), revision)
+    return Decision(ev.NodeDeleted(**ctx.envelope, data=ev.NodeRef(name=cmd.name)), revision)

@@ -27,18 +27,14 @@ KIND = "set"
 _TEMPLATE_LOC = "set.config.template"
 
 
-def _env(ctx: Context) -> dict[str, object]:
-    return {"id": ctx.event_id, "at": ctx.now, "actor": ctx.actor}
-
-
 def _created(doc: SetDoc, revision: int, ctx: Context) -> Decision:
-    return Decision(ev.SetCreated(**_env(ctx), data=ev.SetSpecData.from_doc(doc)), revision)
+    return Decision(ev.SetCreated(**ctx.envelope, data=ev.SetSpecData.from_doc(doc)), revision)
 
 
 def _updated(view: SetView, doc: SetDoc, revision: int, ctx: Context) -> Decision:
     if view.meta == doc.meta and view.config == doc.config:
         return Decision(None, revision)
-    return Decision(ev.SetUpdated(**_env(ctx), data=ev.SetSpecData.from_doc(doc)), revision)
+    return Decision(ev.SetUpdated(**ctx.envelope, data=ev.SetSpecData.from_doc(doc)), revision)
 
 
 def decide_create(
@@ -76,7 +72,7 @@ def decide_delete(
 ) -> Decision:
     require(current, KIND, cmd.name)
     check_expected(cmd, revision, KIND, cmd.name)
-    return Decision(ev.SetDeleted(**_env(ctx), data=ev.SetRef(name=cmd.name)), revision)
+    return Decision(ev.SetDeleted(**ctx.envelope, data=ev.SetRef(name=cmd.name)), revision)
 
 
 def decide_scale(
@@ -87,7 +83,7 @@ def decide_scale(
     if view.config.replicas == cmd.replicas:
         return Decision(None, revision)
     data = ev.SetScaledData(name=cmd.name, replicas=cmd.replicas)
-    return Decision(ev.SetScaled(**_env(ctx), data=data), revision)
+    return Decision(ev.SetScaled(**ctx.envelope, data=data), revision)
 
 
 def decide_restart(
@@ -95,7 +91,7 @@ def decide_restart(
 ) -> Decision:
     require(current, KIND, cmd.name)
     check_expected(cmd, revision, KIND, cmd.name)
-    return Decision(ev.SetRestarted(**_env(ctx), data=ev.SetRef(name=cmd.name)), revision)
+    return Decision(ev.SetRestarted(**ctx.envelope, data=ev.SetRef(name=cmd.name)), revision)
 
 
 def _undo_target(view: SetView, to_revision: int | None) -> SetRevision:
@@ -131,4 +127,4 @@ def decide_undo(cmd: rq.UndoSet, current: SetView | None, revision: int, ctx: Co
         config=config,
         cause=f"rollback to revision {target.revision}",
     )
-    return Decision(ev.SetUpdated(**_env(ctx), data=data), revision)
+    return Decision(ev.SetUpdated(**ctx.envelope, data=data), revision)

@@ -21,10 +21,6 @@ KIND = "volume"
 _USERS_SHOWN = 10
 
 
-def _env(ctx: Context) -> dict[str, object]:
-    return {"id": ctx.event_id, "at": ctx.now, "actor": ctx.actor}
-
-
 def _invalid(loc: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"{loc}: {message}", [FieldError(loc, message)])
 
@@ -40,7 +36,7 @@ def _check_node(doc: VolumeDoc, node_known: bool) -> None:
 
 def _created(doc: VolumeDoc, revision: int, ctx: Context) -> Decision:
     data = ev.VolumeSpecData.from_doc(doc)
-    return Decision(ev.VolumeCreated(**_env(ctx), data=data), revision)
+    return Decision(ev.VolumeCreated(**ctx.envelope, data=data), revision)
 
 
 def _updated(view: VolumeView, doc: VolumeDoc, revision: int, ctx: Context) -> Decision:
@@ -58,7 +54,7 @@ def _updated(view: VolumeView, doc: VolumeDoc, revision: int, ctx: Context) -> D
     if view.meta == doc.meta and old == new:
         return Decision(None, revision)
     data = ev.VolumeSpecData.from_doc(doc)
-    return Decision(ev.VolumeUpdated(**_env(ctx), data=data), revision)
+    return Decision(ev.VolumeUpdated(**ctx.envelope, data=data), revision)
 
 
 def decide_create(
@@ -110,4 +106,4 @@ def decide_delete(
     check_expected(cmd, revision, KIND, cmd.name)
     if used_by:
         raise ConflictError(in_use_message(cmd.name, used_by))
-    return Decision(ev.VolumeDeleted(**_env(ctx), data=ev.VolumeRef(name=cmd.name)), revision)
+    return Decision(ev.VolumeDeleted(**ctx.envelope, data=ev.VolumeRef(name=cmd.name)), revision)
